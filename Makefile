@@ -1,0 +1,52 @@
+# labelkit: `make demo`, `make test`, `make bench` work on a fresh machine (Python 3.11 + gcc).
+SHELL  := /bin/bash
+.SHELLFLAGS := -o pipefail -c
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+# Debian packages the tests and the demo use: exiftool (independent reader of what we write),
+# tesseract with its Simplified Chinese model (OCR of the visible label).
+APT_PACKAGES := libimage-exiftool-perl tesseract-ocr tesseract-ocr-chi-sim
+
+.PHONY: setup system demo test test-native test-pure bench clean
+
+setup: system $(VENV)/.installed
+
+system:
+	@missing=""; for p in $(APT_PACKAGES); do \
+	  dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing$$missing"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+	      apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	  else echo "warning: missing system packages:$$missing (tests that need them skip)"; fi; \
+	fi
+
+# Editable install: builds the Cython kernels in place (labelkit/_native_*.so).
+$(VENV)/.installed: pyproject.toml setup.py $(wildcard src_native/*.pyx src_native/*.pxd)
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[test]'
+	touch $@
+
+demo: setup
+	$(BIN)/python examples/demo.py demo-out
+
+test: setup test-native test-pure
+
+test-native:
+	$(BIN)/python -m pytest -q -p no:cacheprovider
+	$(BIN)/python -m labelkit --report | grep -q "implementation: native"
+
+test-pure:
+	LABELKIT_PURE_PYTHON=1 $(BIN)/python -m pytest -q -p no:cacheprovider
+
+bench: setup
+	mkdir -p bench-results
+	$(BIN)/python -m pytest benchmarks -q -p no:cacheprovider --benchmark-only \
+	  --benchmark-columns=min,median,mean,ops --benchmark-sort=name \
+	  --benchmark-json=bench-results/latest.json -s 2>&1 | tee bench-results/latest.txt
+
+clean:
+	rm -rf build dist *.egg-info labelkit/_native_*.so src_native/*.c demo-out bench-results

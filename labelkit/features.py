@@ -1,0 +1,66 @@
+"""What this installation can do: versions, implementation in use, formats and layers."""
+
+from __future__ import annotations
+
+import platform
+import sys
+from importlib import metadata
+
+__all__ = ["report", "report_text", "LAYERS"]
+
+# Layers in the order they are applied (DESIGN.md); False: not built yet in this version.
+LAYERS = {
+    "explicit": True,
+    "watermark": False,
+    "metadata": True,
+    "signature": True,
+    "c2pa": False,
+}
+
+
+def _version(dist: str) -> str | None:
+    try:
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def report() -> dict:
+    """A dict describing versions, the active kernels, formats and layers."""
+    from . import __version__, _impl, formats
+
+    return {
+        "labelkit": __version__,
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "implementation": _impl.IMPLEMENTATION,
+        "pure_requested": _impl.PURE_REQUESTED,
+        "native_errors": dict(_impl.NATIVE_ERRORS),
+        "kernels": {n: getattr(_impl.kernel(n), "__module__", "?") for n in _impl.KERNELS},
+        "dependencies": {d: _version(d) for d in ("numpy", "pillow", "cryptography")},
+        "formats": {n: m.MIME for n, m in formats.handlers().items()},
+        "formats_unavailable": formats.unavailable(),
+        "layers": dict(LAYERS),
+    }
+
+
+def report_text() -> str:
+    """The report as readable lines."""
+    r = report()
+    lines = [
+        f"labelkit {r['labelkit']} on Python {r['python']} ({r['platform']})",
+        f"implementation: {r['implementation']}"
+        + (" (LABELKIT_PURE_PYTHON=1)" if r["pure_requested"] else ""),
+    ]
+    for group, err in r["native_errors"].items():
+        lines.append(f"  native {group} unavailable: {err}")
+    for name, module in r["kernels"].items():
+        lines.append(f"  kernel {name}: {module}")
+    lines.append("dependencies: " + ", ".join(f"{k} {v or 'missing'}"
+                                             for k, v in r["dependencies"].items()))
+    lines.append("formats: " + ", ".join(r["formats"]))
+    for name, why in r["formats_unavailable"].items():
+        lines.append(f"  {name} unavailable: {why}")
+    lines.append("layers: " + ", ".join(f"{k} {'yes' if v else 'not yet'}"
+                                       for k, v in r["layers"].items()))
+    return "\n".join(lines)

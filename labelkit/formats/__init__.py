@@ -1,0 +1,147 @@
+"""Container formats: one module per format family, each registering itself.
+
+A handler module defines::
+
+    NAME: str                      # "png"
+    MIME: str                      # "image/png"
+    EXTENSIONS: tuple[str, ...]    # (".png",) - used for output naming only, never to sniff
+    MODALITY: str                  # "image", later "video", "audio", "text"
+    def accept(prefix: bytes) -> bool          # magic-byte test on the first 64 bytes
+    def parse(data: bytes, source: str, limits: Limits) -> Container
+
+and ends with ``register(sys.modules[__name__])``. ``_template.py`` is the starting point for a
+new format. A module whose optional dependency is missing is listed by ``unavailable()`` with
+the reason instead of failing at import.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+from dataclasses import dataclass, field
+from types import ModuleType
+from typing import Iterable, Protocol
+
+from ..errors import UnsupportedFormat
+from ..limits import DEFAULT_LIMITS, Limits
+
+__all__ = [
+    "Carrier",
+    "Container",
+    "register",
+    "sniff",
+    "parse",
+    "handlers",
+    "unavailable",
+    "essence_digest",
+]
+
+# Order matters only for speed: the most common formats are tried first.
+_BUILTIN = ("jpeg", "png", "webp", "gif", "tiff")
+
+
+@dataclass(frozen=True)
+class Carrier:
+    """One place in a file that holds (or claims to hold) an AIGC label."""
+
+    kind: str  # "xmp-element", "xmp-attribute", "exif-usercomment", "png-text", "png-itxt", ...
+    location: str  # human-readable place in the file, e.g. "APP1 XMP segment at 0x14"
+    text: str  # the value as found (JSON text, already unescaped from XML/EXIF framing)
+
+
+class Container(Protocol):
+    """A parsed file: what a handler's ``parse`` returns."""
+
+    format: str  # handler NAME
+    source: str  # file name for messages
+    width: int
+    height: int
+    frames: int  # 1 for still images
+    carriers: list[Carrier]  # every AIGC carrier found, in file order
+    xmp: bytes | None  # the file's XMP packet (first one), if any
+
+    def essence(self) -> Iterable[bytes | memoryview]:
+        """Yield the byte ranges that carry the media (not its metadata), in file order."""
+
+    def with_label(self, label_json: str, *, xmp: bytes | None = None) -> bytes:
+        """Return the whole file with exactly one AIGC label (XMP TC260:AIGC) = label_json.
+
+        Every other AIGC carrier is removed; all other metadata and the media bytes are kept
+        byte-identical. ``xmp``, when given, is the packet to merge into instead of the file's
+        own (used when the pixels were re-encoded and the original's XMP must carry over).
+        """
+
+
+@dataclass
+class _Registry:
+    modules: dict[str, ModuleType] = field(default_factory=dict)
+    missing: dict[str, str] = field(default_factory=dict)
+    loaded: bool = False
+
+
+_registry = _Registry()
+
+
+def register(module: ModuleType) -> None:
+    """Add a handler module to the registry (called at the end of each handler module)."""
+    for attr in ("NAME", "MIME", "EXTENSIONS", "MODALITY", "accept", "parse"):
+        if not hasattr(module, attr):
+            raise TypeError(f"format handler {module.__name__} lacks {attr}")
+    _registry.modules[module.NAME] = module
+
+
+def _load() -> None:
+    if _registry.loaded:
+        return
+    _registry.loaded = True
+    for name in _BUILTIN:
+        try:
+            importlib.import_module(f"{__name__}.{name}")
+        except ImportError as exc:  # an optional dependency is missing
+            _registry.missing[name] = str(exc)
+
+
+def handlers() -> dict[str, ModuleType]:
+    """Return the available handler modules by name."""
+    _load()
+    return dict(_registry.modules)
+
+
+def unavailable() -> dict[str, str]:
+    """Return the formats that could not load, with the reason."""
+    _load()
+    return dict(_registry.missing)
+
+
+def sniff(data: bytes | memoryview, source: str = "<bytes>") -> ModuleType:
+    """Return the handler whose magic bytes match ``data``; never looks at a file name."""
+    _load()
+    prefix = bytes(data[:64])
+    for module in _registry.modules.values():
+        if module.accept(prefix):
+            return module
+    if not prefix:
+        raise UnsupportedFormat("empty file", source=source)
+    raise UnsupportedFormat(
+        f"not a supported format (starts with {prefix[:8].hex(' ')})", source=source
+    )
+
+
+def parse(data: bytes, source: str = "<bytes>", limits: Limits = DEFAULT_LIMITS) -> Container:
+    """Sniff and parse ``data``; raises UnsupportedFormat or CorruptInput."""
+    if len(data) > limits.max_file_bytes:
+        from ..errors import LimitExceeded
+
+        raise LimitExceeded(
+            f"file is {len(data)} bytes, over the limit of {limits.max_file_bytes}", source=source
+        )
+    return sniff(data, source).parse(data, source, limits)
+
+
+def essence_digest(container: Container) -> bytes:
+    """SHA-256 over the format name and the media-carrying byte ranges, length-framed."""
+    h = hashlib.sha256(b"labelkit-essence-v1\0" + container.format.encode() + b"\0")
+    for part in container.essence():
+        h.update(len(part).to_bytes(8, "big"))
+        h.update(part)
+    return h.digest()

@@ -1,0 +1,20 @@
+"""Decoding limits that keep a crafted file from exhausting memory or time."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["Limits", "DEFAULT_LIMITS"]
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Upper bounds applied while parsing and decoding untrusted files."""
+
+    max_pixels: int = 100_000_000  # 100 MP: above any camera, below a bomb
+    max_file_bytes: int = 2 * 1024**3
+    max_metadata_bytes: int = 4 * 1024 * 1024  # one XMP/EXIF/text block
+    max_chunks: int = 100_000  # chunks/segments/blocks in one container
+
+
+DEFAULT_LIMITS = Limits()

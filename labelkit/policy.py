@@ -1,0 +1,68 @@
+"""What to apply per modality: texts, positions, sizes; validated once when a Labeler is built."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .errors import PolicyError
+
+__all__ = ["POSITIONS", "ImagePolicy", "Policy", "validate_label_text"]
+
+# Corners and edges where GB 45438 5.x allows the picture label.
+POSITIONS = (
+    "bottom-right",
+    "bottom-left",
+    "top-right",
+    "top-left",
+    "bottom",
+    "top",
+    "left",
+    "right",
+)
+
+_AI_ELEMENTS = ("人工智能", "AI")
+_GENERATION_ELEMENTS = ("生成", "合成")
+
+
+def validate_label_text(text: str) -> str:
+    """Return ``text`` if it has an AI element and a generation element in Chinese, else raise."""
+    if not isinstance(text, str) or not text.strip():
+        raise PolicyError("the explicit label text is empty")
+    if not any(e in text for e in _AI_ELEMENTS):
+        raise PolicyError(f"label text {text!r} lacks an AI element ('人工智能' or 'AI')")
+    if not any(e in text for e in _GENERATION_ELEMENTS):
+        raise PolicyError(
+            f"label text {text!r} lacks a generation element in Chinese ('生成' or '合成'); "
+            "English may be added but never instead of Chinese"
+        )
+    return text
+
+
+@dataclass(frozen=True)
+class ImagePolicy:
+    """The visible label on pictures (and, later, video frames)."""
+
+    text: str = "AI生成"
+    position: str = "bottom-right"
+    # Ink (glyph bounding box) height as a share of min(width, height); the rule's floor is 0.05,
+    # the default keeps a margin so that rounding and resampling never fall below it.
+    height_ratio: float = 0.06
+    margin_ratio: float = 0.02  # gap to the picture's edge, share of min(width, height)
+    font_path: str | None = None  # None: the bundled OFL CJK subset
+
+    def __post_init__(self) -> None:
+        validate_label_text(self.text)
+        if self.position not in POSITIONS:
+            raise PolicyError(f"position {self.position!r} is not one of {', '.join(POSITIONS)}")
+        if not 0.05 <= self.height_ratio <= 0.5:
+            raise PolicyError(f"height_ratio {self.height_ratio} must be within [0.05, 0.5]")
+        if not 0.0 <= self.margin_ratio <= 0.2:
+            raise PolicyError(f"margin_ratio {self.margin_ratio} must be within [0, 0.2]")
+
+
+@dataclass(frozen=True)
+class Policy:
+    """Which layers a Labeler applies, and how."""
+
+    explicit: bool = True  # visible/audible label; False needs a recipient log (Measures Art. 9)
+    image: ImagePolicy = field(default_factory=ImagePolicy)
