@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 __all__ = [
+    "named",
     "LabelkitError",
     "UnsupportedFormat",
     "CorruptInput",
@@ -49,3 +50,19 @@ class KeyFileError(LabelkitError):
 
 class PolicyError(LabelkitError):
     """A labeling policy is invalid (e.g. a visible text without an AI element)."""
+
+
+class named:
+    """Context manager: give a LabelkitError raised inside without a file name the name ``source``."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, exc_type, exc, tb) -> bool:
+        if isinstance(exc, LabelkitError) and exc.source is None:
+            renamed = type(exc)(exc.reason, source=self.source)
+            raise renamed from exc
+        return False

@@ -40,8 +40,11 @@ def atomic_write(
     the data to disk before the rename, so a power cut cannot leave an empty file behind.
     """
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".lk-tmp", dir=target.parent)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".lk-tmp", dir=target.parent)
+    except OSError as exc:
+        raise LabelkitError(f"cannot write: {exc.strerror or exc}", source=str(target)) from None
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
@@ -50,11 +53,13 @@ def atomic_write(
                 os.fsync(f.fileno())
         os.chmod(tmp, mode if mode is not None else 0o644 & ~_umask())
         os.replace(tmp, target)
-    except BaseException:
+    except BaseException as exc:
         try:
             os.unlink(tmp)
         except FileNotFoundError:
             pass
+        if isinstance(exc, OSError):
+            raise LabelkitError(f"cannot write: {exc.strerror or exc}", source=str(target)) from None
         raise
 
 

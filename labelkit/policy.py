@@ -6,7 +6,14 @@ from dataclasses import dataclass, field
 
 from .errors import PolicyError
 
-__all__ = ["POSITIONS", "ImagePolicy", "Policy", "validate_label_text"]
+__all__ = [
+    "EXPLICIT_MODES",
+    "POSITIONS",
+    "ImagePolicy",
+    "Policy",
+    "explicit_mode",
+    "validate_label_text",
+]
 
 # Corners and edges where GB 45438 5.x allows the picture label.
 POSITIONS = (
@@ -60,9 +67,31 @@ class ImagePolicy:
             raise PolicyError(f"margin_ratio {self.margin_ratio} must be within [0, 0.2]")
 
 
+# What to do about the explicit label:
+#   "apply":   draw it (re-encodes the pixels);
+#   "present": the caller vouches the content already carries it: metadata only, no re-encode;
+#   "omit":    hand the content out without it; allowed only with a recipient on record
+#              (Labeling Measures Art. 9). Also metadata only.
+EXPLICIT_MODES = ("apply", "present", "omit")
+
+
+def explicit_mode(value: bool | str) -> str:
+    """Normalise an explicit-label setting: True -> "apply", False -> "omit", or a mode name."""
+    if value is True:
+        return "apply"
+    if value is False:
+        return "omit"
+    if value not in EXPLICIT_MODES:
+        raise PolicyError(f"explicit must be True, False or one of {EXPLICIT_MODES}, not {value!r}")
+    return value
+
+
 @dataclass(frozen=True)
 class Policy:
     """Which layers a Labeler applies, and how."""
 
-    explicit: bool = True  # visible/audible label; False needs a recipient log (Measures Art. 9)
+    explicit: bool | str = "apply"  # see EXPLICIT_MODES
     image: ImagePolicy = field(default_factory=ImagePolicy)
+
+    def __post_init__(self) -> None:
+        explicit_mode(self.explicit)

@@ -159,17 +159,26 @@ def generate_key(algorithm: str = "ed25519") -> SigningKey:
 
 
 def write_key_pair(path: str | os.PathLike, key: SigningKey, *, overwrite: bool = False) -> Path:
-    """Write KEYFILE (mode 0600) and KEYFILE.pub; refuses to overwrite unless asked."""
+    """Write KEYFILE (mode 0600) and KEYFILE.pub atomically; refuses to overwrite unless asked."""
+    from .fileio import atomic_write
+
     path = Path(path)
     pub = path.with_name(path.name + ".pub")
     for p in (path, pub):
+        if p.is_dir():
+            raise KeyFileError("cannot write key file: it is a directory", source=str(p))
         if p.exists() and not overwrite:
             raise KeyFileError("exists already; refusing to overwrite a key", source=str(p))
-    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC
-    fd = os.open(path, flags, 0o600)
-    with os.fdopen(fd, "wb") as f:
-        f.write(key.to_pem())
-    pub.write_bytes(key.public.to_pem())
+    if not path.parent.is_dir():
+        raise KeyFileError(f"cannot write key file: folder {path.parent} does not exist",
+                          source=str(path))
+    try:
+        # A fresh temp file created 0600 and renamed over the target: an old key file's looser
+        # mode never carries over, and a crash leaves the old key or the new, never half of one.
+        atomic_write(path, key.to_pem(), mode=0o600)
+        atomic_write(pub, key.public.to_pem(), mode=0o644)
+    except OSError as exc:
+        raise KeyFileError(f"cannot write key file: {exc.strerror or exc}", source=str(path)) from None
     return pub
 
 

@@ -18,11 +18,12 @@ from __future__ import annotations
 
 import hashlib
 import importlib
+import threading
 from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Iterable, Protocol
 
-from ..errors import UnsupportedFormat
+from ..errors import LimitExceeded, UnsupportedFormat
 from ..limits import DEFAULT_LIMITS, Limits
 
 __all__ = [
@@ -34,6 +35,8 @@ __all__ = [
     "handlers",
     "unavailable",
     "essence_digest",
+    "check_pixels",
+    "check_count",
 ]
 
 # Order matters only for speed: the most common formats are tried first.
@@ -77,6 +80,7 @@ class _Registry:
     modules: dict[str, ModuleType] = field(default_factory=dict)
     missing: dict[str, str] = field(default_factory=dict)
     loaded: bool = False
+    lock: threading.Lock = field(default_factory=threading.Lock)
 
 
 _registry = _Registry()
@@ -93,12 +97,15 @@ def register(module: ModuleType) -> None:
 def _load() -> None:
     if _registry.loaded:
         return
-    _registry.loaded = True
-    for name in _BUILTIN:
-        try:
-            importlib.import_module(f"{__name__}.{name}")
-        except ImportError as exc:  # an optional dependency is missing
-            _registry.missing[name] = str(exc)
+    with _registry.lock:  # a second thread must not see a half-filled registry
+        if _registry.loaded:
+            return
+        for name in _BUILTIN:
+            try:
+                importlib.import_module(f"{__name__}.{name}")
+            except ImportError as exc:  # an optional dependency is missing
+                _registry.missing[name] = str(exc)
+        _registry.loaded = True
 
 
 def handlers() -> dict[str, ModuleType]:
@@ -130,8 +137,6 @@ def sniff(data: bytes | memoryview, source: str = "<bytes>") -> ModuleType:
 def parse(data: bytes, source: str = "<bytes>", limits: Limits = DEFAULT_LIMITS) -> Container:
     """Sniff and parse ``data``; raises UnsupportedFormat or CorruptInput."""
     if len(data) > limits.max_file_bytes:
-        from ..errors import LimitExceeded
-
         raise LimitExceeded(
             f"file is {len(data)} bytes, over the limit of {limits.max_file_bytes}", source=source
         )
@@ -145,3 +150,19 @@ def essence_digest(container: Container) -> bytes:
         h.update(len(part).to_bytes(8, "big"))
         h.update(part)
     return h.digest()
+
+
+def check_pixels(width: int, height: int, source: str, limits: Limits, what: str = "image") -> None:
+    """Raise LimitExceeded when a header declares more pixels than allowed (decompression bomb)."""
+    if width * height > limits.max_pixels:
+        raise LimitExceeded(
+            f"{what} declares {width}x{height} pixels, over the limit of {limits.max_pixels} "
+            "(decompression bomb?)",
+            source=source,
+        )
+
+
+def check_count(count: int, source: str, limits: Limits, what: str) -> None:
+    """Raise LimitExceeded when a file holds more chunks/segments/blocks than allowed."""
+    if count > limits.max_chunks:
+        raise LimitExceeded(f"more than {limits.max_chunks} {what}", source=source)

@@ -1,0 +1,247 @@
+"""Labeler: the one object a service configures once and calls per item."""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from . import formats, imaging
+from .errors import LabelkitError, PolicyError, named
+from .fileio import atomic_write, read_input
+from .limits import DEFAULT_LIMITS, Limits
+from .policy import Policy, explicit_mode
+from .record import AIGCRecord, check_value_chars, new_produce_id
+from .signing import SigningKey, load_key, sign_rc1
+
+__all__ = ["Labeler", "LabelResult"]
+
+_OUTPUT_FORMATS = ("png", "jpeg", "webp", "gif", "tiff")
+
+
+@dataclass(frozen=True)
+class LabelResult:
+    """What one labeling produced: the bytes, the record written, and which layers were applied."""
+
+    data: bytes
+    record: AIGCRecord
+    format: str
+    layers: tuple[str, ...]
+    visible: Any = None  # explicit.image.VisibleLabel of the first frame, when applied
+    fingerprint: bytes = b""
+
+
+class Labeler:
+    """Labels generated content; configure once (producer code, key, policy), call per item."""
+
+    def __init__(
+        self,
+        producer: str,
+        key: SigningKey | str | os.PathLike | None = None,
+        policy: Policy | None = None,
+        *,
+        limits: Limits = DEFAULT_LIMITS,
+        recipient_log: str | os.PathLike | None = None,
+    ) -> None:
+        check_value_chars("ContentProducer", producer)
+        if not producer:
+            raise PolicyError("a producer code (ContentProducer) is required")
+        AIGCRecord(content_producer=producer)  # validates a code's structure and USCC checksum
+        self.producer = producer
+        self.key = key if isinstance(key, SigningKey) or key is None else load_key(key)
+        self.policy = policy or Policy()
+        self.limits = limits
+        self.recipient_log = Path(recipient_log) if recipient_log else None
+        self._log_lock = threading.Lock()
+
+    # -- public API -------------------------------------------------------------------------
+
+    def label_image(
+        self,
+        image: Image.Image | np.ndarray | bytes,
+        format: str | None = None,
+        *,
+        explicit: bool | str | None = None,
+        recipient: str | None = None,
+        produce_id: str | None = None,
+        source: str = "<image>",
+    ) -> LabelResult:
+        """Label a PIL image, a uint8 array (H, W[, 3|4]) or encoded bytes; return the result.
+
+        Bytes keep their format (``format`` must match it if given); pixels are encoded as
+        ``format`` (default PNG). ``explicit`` overrides the policy: True/"apply" draws the
+        visible label; "present" (the content already carries it) and False/"omit" write the
+        metadata without re-encoding. "omit" is allowed only with a ``recipient``, logged to
+        ``recipient_log`` (Labeling Measures Art. 9).
+        """
+        with named(source):
+            mode = self._explicit(explicit, recipient, source)
+            if isinstance(image, (bytes, bytearray, memoryview)):
+                result = self._label_encoded(bytes(image), format, mode, produce_id, source)
+            else:
+                if mode != "apply":
+                    raise PolicyError("pixels are labeled with the visible label; pass encoded "
+                                      "bytes for a metadata-only label")
+                fmt = _output_format(format or "png", source)
+                decoded = _decoded_from_pixels(image, fmt, source)
+                result = self._label_decoded(decoded, None, produce_id, source)
+        if mode == "omit":
+            self._log_recipient(result, recipient, source)
+        return result
+
+    def label_file(
+        self,
+        src: str | os.PathLike,
+        dst: str | os.PathLike,
+        *,
+        explicit: bool | str | None = None,
+        recipient: str | None = None,
+        produce_id: str | None = None,
+        durable: bool = True,
+    ) -> LabelResult:
+        """Label the file ``src`` into ``dst`` atomically; ``src`` is never modified unless dst == src."""
+        name = os.fspath(src)
+        data = read_input(src, self.limits)
+        result = self.label_image(
+            data, explicit=explicit, recipient=recipient, produce_id=produce_id, source=name
+        )
+        atomic_write(dst, result.data, durable=durable)
+        return result
+
+    # -- the pipeline -----------------------------------------------------------------------
+
+    def _explicit(self, explicit: bool | str | None, recipient: str | None, source: str) -> str:
+        mode = explicit_mode(self.policy.explicit if explicit is None else explicit)
+        if mode == "omit":
+            if not recipient:
+                raise PolicyError(
+                    "content without the explicit label may only be handed out with a recipient "
+                    "on record (Labeling Measures Art. 9): pass recipient=...",
+                    source=source,
+                )
+            if self.recipient_log is None:
+                raise PolicyError(
+                    "explicit=False needs a recipient log: configure Labeler(recipient_log=...)",
+                    source=source,
+                )
+        return mode
+
+    def _label_encoded(
+        self, data: bytes, fmt: str | None, mode: str, produce_id: str | None, source: str
+    ) -> LabelResult:
+        container = formats.parse(data, source, self.limits)
+        if fmt is not None and _output_format(fmt, source) != container.format:
+            raise PolicyError(
+                f"input is {container.format}, not {fmt}: labelkit keeps the input's format",
+                source=source,
+            )
+        if mode != "apply":  # metadata only: the compressed image data stays byte-identical
+            # A fingerprint lets verify tell an edit from a copied label; JPEG gives one cheaply
+            # (DCT-domain 1/8 decode), other formats would need a full decode: skipped here.
+            fp = b""
+            if container.format == "jpeg":
+                fp = imaging.fingerprint_bytes(data, source, self.limits)
+            return self._finish(container, fp, None, None, produce_id, ("metadata",))
+        decoded = imaging.decode(data, container.format, source, self.limits)
+        return self._label_decoded(decoded, container.xmp, produce_id, source)
+
+    def _label_decoded(
+        self, decoded: imaging.Decoded, xmp: bytes | None, produce_id: str | None, source: str
+    ) -> LabelResult:
+        from .explicit.image import apply_image_label
+
+        visible = None
+        for frame in decoded.frames:
+            placed = apply_image_label(frame, self.policy.image)
+            visible = visible or placed
+        fp = imaging.fingerprint(decoded.frames[0])
+        data = imaging.encode(decoded)
+        container = formats.parse(data, source, self.limits)
+        return self._finish(container, fp, xmp, visible, produce_id, ("explicit", "metadata"))
+
+    def _finish(
+        self,
+        container: formats.Container,
+        fp: bytes,
+        xmp: bytes | None,
+        visible: Any,
+        produce_id: str | None,
+        layers: tuple[str, ...],
+    ) -> LabelResult:
+        record = AIGCRecord(
+            label="1", content_producer=self.producer, produce_id=produce_id or new_produce_id()
+        )
+        if self.key is not None:
+            digest = formats.essence_digest(container)
+            record = record.replace(reserved_code1=sign_rc1(self.key, record.as_dict(), digest, fp))
+            layers = (*layers, "signature")
+        data = container.with_label(record.to_json(), xmp=xmp)
+        return LabelResult(data, record, container.format, layers, visible, fp)
+
+    def _log_recipient(self, result: LabelResult, recipient: str | None, source: str) -> None:
+        entry = {
+            "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "ProduceID": result.record.produce_id,
+            "ContentProducer": result.record.content_producer,
+            "recipient": recipient,
+            "source": source,
+            "format": result.format,
+            "explicit": False,
+        }
+        line = json.dumps(entry, ensure_ascii=False) + "\n"
+        assert self.recipient_log is not None
+        self.recipient_log.parent.mkdir(parents=True, exist_ok=True)
+        with self._log_lock, open(self.recipient_log, "a", encoding="utf-8") as f:
+            f.write(line)
+            f.flush()
+            os.fsync(f.fileno())
+
+
+def _output_format(fmt: str, source: str) -> str:
+    fmt = fmt.lower().lstrip(".")
+    fmt = {"jpg": "jpeg", "tif": "tiff"}.get(fmt, fmt)
+    if fmt not in _OUTPUT_FORMATS:
+        raise PolicyError(f"cannot write images as {fmt!r}; choose one of {_OUTPUT_FORMATS}",
+                          source=source)
+    return fmt
+
+
+def _decoded_from_pixels(image: Image.Image | np.ndarray, fmt: str, source: str) -> imaging.Decoded:
+    """Turn caller pixels into frames to label, with default encoder settings for ``fmt``."""
+    args: dict[str, Any] = {"jpeg": {"quality": 95}, "webp": {"quality": 95}}.get(fmt, {})
+    if isinstance(image, Image.Image):
+        for key in ("icc_profile", "exif", "dpi"):
+            if image.info.get(key):
+                args[key] = image.info[key]
+        mode = image.mode if image.mode in ("L", "RGB", "RGBA") else (
+            "RGBA" if "A" in image.mode or "transparency" in image.info else "RGB")
+        array = np.asarray(image.convert(mode))
+    elif isinstance(image, np.ndarray):
+        array = image
+        if array.dtype != np.uint8:
+            raise LabelkitError(f"pixel arrays must be uint8, not {array.dtype}", source=source)
+        if array.ndim == 3 and array.shape[2] == 1:
+            array = array[:, :, 0]
+        if array.ndim == 2:
+            mode = "L"
+        elif array.ndim == 3 and array.shape[2] in (3, 4):
+            mode = "RGB" if array.shape[2] == 3 else "RGBA"
+        else:
+            raise LabelkitError(
+                f"pixel arrays must be (H, W), (H, W, 3) or (H, W, 4), not {array.shape}",
+                source=source,
+            )
+    else:
+        raise LabelkitError(f"cannot label a {type(image).__name__}", source=source)
+    if fmt == "jpeg" and mode == "RGBA":
+        mode, array = "RGB", array[:, :, :3]
+    # Copy: the caller's array is never modified.
+    return imaging.Decoded(fmt, [np.array(array, dtype=np.uint8, order="C")], mode, args, [0])
+

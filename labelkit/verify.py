@@ -1,0 +1,340 @@
+"""Verification: read every carrier, run every check, and say what was found in a Report."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from typing import Any, Iterable
+
+from . import formats, imaging
+from .errors import InvalidRecord, LabelkitError, named
+from .fileio import read_input
+from .limits import DEFAULT_LIMITS, Limits
+from .policy import Policy
+from .record import (
+    KEYS,
+    LABEL_VALUES,
+    AIGCRecord,
+    check_provider_code,
+    check_value_chars,
+    decode_label,
+    misspelling_of,
+)
+from .signing import PublicKey, SigningKey, TrustStore, load_key, load_public_key, parse_rc1
+
+__all__ = ["SCHEMA_VERSION", "STATUSES", "VERDICTS", "Check", "Report", "verify", "trust_store"]
+
+SCHEMA_VERSION = 1
+STATUSES = ("pass", "fail", "warn", "n/a", "error")
+VERDICTS = ("compliant", "noncompliant", "not_found", "inconclusive")
+# Fingerprint bits that may differ while still being "the same picture, edited or re-encoded".
+_SAME_PICTURE_BITS = 12
+
+
+@dataclass
+class Check:
+    """One check's outcome: status is pass / fail / warn / n/a / error."""
+
+    id: str
+    status: str
+    message: str
+    evidence: dict[str, Any] | None = None
+
+
+@dataclass
+class Report:
+    """Everything verify found about one file; JSON-serialisable (``to_dict``/``to_json``)."""
+
+    path: str
+    format: str | None = None
+    verdict: str = "inconclusive"
+    record: dict[str, Any] | None = None
+    checks: list[Check] = field(default_factory=list)
+    carriers: list[dict[str, str]] = field(default_factory=list)
+    explicit: dict[str, Any] = field(default_factory=lambda: {"status": "n/a"})
+    signature: dict[str, Any] = field(default_factory=lambda: {"status": "n/a"})
+    schema_version: int = SCHEMA_VERSION
+
+    def add(self, id: str, status: str, message: str, **evidence: Any) -> None:
+        """Append a check."""
+        self.checks.append(Check(id, status, message, evidence or None))
+
+    def check(self, id: str) -> Check | None:
+        """The first check with this id, or None."""
+        return next((c for c in self.checks if c.id == id), None)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A plain dict in the report schema."""
+        d = asdict(self)
+        return {"schema_version": d.pop("schema_version"), **d}
+
+    def to_json(self) -> str:
+        """The report as one line of JSON."""
+        return json.dumps(self.to_dict(), ensure_ascii=False, separators=(",", ":"))
+
+
+def trust_store(
+    key: SigningKey | str | os.PathLike | None = None,
+    public_key: PublicKey | str | os.PathLike | Iterable[PublicKey | str | os.PathLike] | None = None,
+) -> TrustStore:
+    """Build a trust store from a secret key and/or public keys (objects or key-file paths)."""
+    store = TrustStore()
+    if key is not None:
+        store.add((key if isinstance(key, SigningKey) else load_key(key)).public)
+    if public_key is not None:
+        items = [public_key] if isinstance(public_key, (PublicKey, str, os.PathLike)) else public_key
+        for item in items:
+            store.add(item if isinstance(item, PublicKey) else load_public_key(item))
+    return store
+
+
+def verify(
+    source: str | os.PathLike | bytes,
+    *,
+    key: SigningKey | str | os.PathLike | None = None,
+    public_key: Any = None,
+    trust: TrustStore | None = None,
+    policy: Policy | None = None,
+    limits: Limits = DEFAULT_LIMITS,
+    detect_visible: bool = True,
+    name: str | None = None,
+) -> Report:
+    """Verify a file or bytes and return a Report; raises LabelkitError if it cannot be parsed.
+
+    ``key`` (the provider's secret key) or ``public_key`` (one or several) enable the signature
+    check; ``detect_visible`` decodes the pixels to find labelkit's visible label.
+    """
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        data, path = bytes(source), name or "<bytes>"
+    else:
+        path = name or os.fspath(source)
+        data = read_input(source, limits)
+    trust = trust if trust is not None else trust_store(key, public_key)
+    policy = policy or Policy()
+    with named(path):
+        return _verify(data, path, trust, policy, limits, detect_visible)
+
+
+def _verify(data: bytes, path: str, trust: TrustStore, policy: Policy, limits: Limits,
+            detect_visible: bool) -> Report:
+    container = formats.parse(data, path, limits)
+    report = Report(path=path, format=container.format)
+    report.add("parse", "pass", f"{container.format} {container.width}x{container.height}, "
+               f"{container.frames} frame(s)")
+    record = _check_carriers(report, container)
+    if record is not None:
+        _check_signature(report, record, container, data, trust, limits)
+    elif report.record is not None and report.record.get("ReservedCode1"):
+        report.signature = {"status": "error", "message": "the label is invalid; not checked"}
+    else:
+        report.signature = {"status": "n/a", "message": "no label to check"}
+    if detect_visible:
+        _check_visible(report, data, container, policy, limits)
+    report.verdict = _verdict(report)
+    return report
+
+
+# -- carriers and fields ----------------------------------------------------------------------
+
+
+def _check_carriers(report: Report, container: formats.Container) -> AIGCRecord | None:
+    """Check every carrier; return the valid record, if exactly one label is valid."""
+    carriers = container.carriers
+    report.carriers = [{"kind": c.kind, "location": c.location, "text": c.text} for c in carriers]
+    if not carriers:
+        report.add("label_present", "fail", "no AIGC label in any carrier of this format")
+        return None
+    report.add("label_present", "pass", f"{len(carriers)} AIGC carrier(s) found",
+               kinds=[c.kind for c in carriers])
+    if len(carriers) > 1:
+        texts = {c.text for c in carriers}
+        what = "identical copies" if len(texts) == 1 else "conflicting labels"
+        report.add("single_label", "fail",
+                   f"{len(carriers)} AIGC carriers ({what}); GB 45438 6.1 c) allows exactly one",
+                   locations=[c.location for c in carriers])
+    else:
+        report.add("single_label", "pass", "exactly one AIGC label")
+    chosen: AIGCRecord | None = None
+    for i, carrier in enumerate(carriers):
+        record = _check_fields(report, carrier, first=i == 0)
+        if chosen is None and record is not None:
+            chosen = record
+    return chosen
+
+
+def _check_fields(report: Report, carrier: formats.Carrier, *, first: bool) -> AIGCRecord | None:
+    where = f"{carrier.kind} at {carrier.location}"
+    try:
+        parsed = decode_label(carrier.text)
+    except InvalidRecord as exc:
+        report.add("json", "fail", f"{where}: {exc.reason}")
+        return None
+    fields_ = parsed.fields
+    if first or report.record is None:
+        report.record = {k: v for k, v in fields_.items()}
+    report.add("json", "pass", f"{where}: strict JSON, {parsed.form} form")
+    problems = 0
+    unknown = [k for k in fields_ if k not in KEYS]
+    for k in unknown:
+        hint = misspelling_of(k)
+        report.add("keys", "fail", f"{where}: key {k!r} is not in Annex E"
+                   + (f" (misspelling of {hint!r}?)" if hint else ""))
+        problems += 1
+    missing = [k for k in KEYS if k not in fields_]
+    if missing:
+        report.add("keys", "warn", f"{where}: keys missing (all seven should be written): "
+                   + ", ".join(missing))
+    if not unknown and not missing:
+        report.add("keys", "pass", f"{where}: the seven Annex E keys, spelled exactly")
+    for k, v in fields_.items():
+        if not isinstance(v, str):
+            report.add("types", "fail", f"{where}: {k} is a JSON {type(v).__name__}, not a string")
+            problems += 1
+    label = fields_.get("Label")
+    if label in LABEL_VALUES:
+        report.add("label_value", "pass", f"Label {label}: {LABEL_VALUES[label]}")
+    else:
+        report.add("label_value", "fail", f"{where}: Label must be 1, 2 or 3, not {label!r}")
+        problems += 1
+    for k, v in fields_.items():
+        if isinstance(v, str) and k in KEYS:
+            try:
+                check_value_chars(k, v)
+            except InvalidRecord as exc:
+                report.add("charset", "fail", f"{where}: {exc.reason}")
+                problems += 1
+    for k, service in (("ContentProducer", "1"), ("ContentPropagator", "2")):
+        v = fields_.get(k)
+        if not isinstance(v, str) or not v:
+            if k == "ContentProducer":
+                report.add("producer_code", "fail", f"{where}: ContentProducer is empty")
+                problems += 1
+            continue
+        check_id = "producer_code" if k == "ContentProducer" else "propagator_code"
+        if len(v) == 27 and v.startswith("00"):
+            try:
+                check_provider_code(k, v)
+            except InvalidRecord as exc:
+                report.add(check_id, "fail", f"{where}: {exc.reason}")
+                problems += 1
+                continue
+            if v[22] != service:
+                report.add(check_id, "warn",
+                           f"{k} {v} has service type {v[22]}, expected {service}")
+            else:
+                report.add(check_id, "pass", f"{k} {v}: structure and USCC checksum valid")
+        else:
+            report.add(check_id, "warn", f"{k} {v!r} is a name, not a 27-character provider code")
+    if problems or unknown:
+        return None
+    try:
+        return AIGCRecord.from_dict({k: fields_.get(k, "") for k in KEYS})
+    except InvalidRecord as exc:
+        report.add("record", "fail", f"{where}: {exc.reason}")
+        return None
+
+
+# -- signature --------------------------------------------------------------------------------
+
+
+def _check_signature(
+    report: Report,
+    record: AIGCRecord,
+    container: formats.Container,
+    data: bytes,
+    trust: TrustStore,
+    limits: Limits,
+) -> None:
+    def done(status: str, check_status: str, message: str, **extra: Any) -> None:
+        report.signature = {"status": status, "message": message, **extra}
+        report.add("signature", check_status, message)
+
+    rc1 = record.reserved_code1
+    if not rc1:
+        return done("absent", "warn", "ReservedCode1 is empty: the label is not bound to the content")
+    parsed = parse_rc1(rc1)
+    if parsed is None:
+        return done("unknown_scheme", "n/a",
+                    "ReservedCode1 is not a labelkit signature (another producer's scheme)")
+    kid = parsed.key_id.hex()
+    if not len(trust):
+        return done("unverified", "warn",
+                    f"signed with key {kid}; no public key given to verify it", key_id=kid)
+    pub = trust.get(parsed.key_id)
+    if pub is None:
+        return done("unknown_key", "warn",
+                    f"signed with key {kid}, which is not among the trusted keys", key_id=kid)
+    fields_ = record.as_dict()
+    digest = formats.essence_digest(container)
+    extra = {"key_id": kid, "algorithm": parsed.algorithm}
+    if pub.verify(parsed.signature, parsed.message(fields_, digest)):
+        return done("valid", "pass", f"valid {parsed.algorithm} signature by key {kid}; "
+                    "label and content unchanged", **extra)
+    if digest == parsed.digest or not pub.verify(parsed.signature, parsed.message(fields_)):
+        return done("fields_edited", "fail",
+                    "the label's fields were edited after signing", **extra)
+    # The fields are authentic but the media differs from what was signed.
+    if not parsed.fingerprint:
+        return done("content_changed", "fail",
+                    "the content differs from what was labeled (edited, re-encoded, or the label "
+                    "was copied from other content; no fingerprint to tell which)", **extra)
+    try:
+        now = imaging.fingerprint_bytes(data, report.path, limits)
+    except LabelkitError as exc:
+        return done("content_changed", "fail",
+                    f"the content differs from what was labeled ({exc.reason})", **extra)
+    distance = imaging.hamming(now, parsed.fingerprint)
+    if distance <= _SAME_PICTURE_BITS:
+        return done("content_changed", "fail",
+                    f"the content was changed after labeling (same picture, fingerprint "
+                    f"distance {distance}/64)", fingerprint_distance=distance, **extra)
+    return done("label_copied", "fail",
+                f"the label was copied onto other content (fingerprint distance {distance}/64)",
+                fingerprint_distance=distance, **extra)
+
+
+# -- visible label ----------------------------------------------------------------------------
+
+
+def _check_visible(
+    report: Report, data: bytes, container: formats.Container, policy: Policy, limits: Limits
+) -> None:
+    from .explicit.image import detect_image_label
+
+    try:
+        decoded = imaging.decode_first_frame(data, container.format, report.path, limits)
+    except LabelkitError as exc:
+        report.explicit = {"status": "error", "message": exc.reason}
+        report.add("explicit", "error", f"could not decode the pixels: {exc.reason}")
+        return
+    found = detect_image_label(decoded, policy.image)
+    if found.present:
+        report.explicit = {
+            "status": "present",
+            "position": found.position,
+            "box": list(found.box),
+            "ink_height_ratio": round(found.ink_height_ratio, 4),
+            "score": round(float(found.score), 3),
+        }
+        ok = found.ink_height_ratio >= 0.05
+        report.add("explicit", "pass" if ok else "fail",
+                   f"visible label at {found.position}, ink height "
+                   f"{found.ink_height_ratio:.1%} of the shortest side"
+                   + ("" if ok else " (under the 5% minimum)"))
+    else:
+        report.explicit = {"status": "absent"}
+        report.add("explicit", "warn",
+                   "no labelkit visible label found (required unless the content was handed out "
+                   "on request with a recipient log, Measures Art. 9)")
+
+
+def _verdict(report: Report) -> str:
+    statuses = {c.status for c in report.checks}
+    if report.check("label_present") and report.check("label_present").status == "fail":
+        return "not_found" if "error" not in statuses else "inconclusive"
+    if "fail" in statuses:
+        return "noncompliant"
+    if "error" in statuses:
+        return "inconclusive"
+    return "compliant"
