@@ -142,13 +142,10 @@ class Labeler:
                 f"input is {container.format}, not {fmt}: labelkit keeps the input's format",
                 source=source,
             )
-        if mode != "apply":  # metadata only: the compressed image data stays byte-identical
-            # A fingerprint lets verify tell an edit from a copied label; JPEG gives one cheaply
-            # (DCT-domain 1/8 decode), other formats would need a full decode: skipped here.
-            fp = b""
-            if container.format == "jpeg":
-                fp = imaging.fingerprint_bytes(data, source, self.limits)
-            return self._finish(container, fp, None, None, produce_id, ("metadata",))
+        if mode != "apply":
+            # Metadata only: the compressed image data stays byte-identical, and nothing is
+            # decoded, so no fingerprint is taken (decoding would cost more than the rest).
+            return self._finish(container, b"", None, None, produce_id, ("metadata",))
         decoded = imaging.decode(data, container.format, source, self.limits)
         return self._label_decoded(decoded, container.xmp, produce_id, source)
 
