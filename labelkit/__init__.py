@@ -17,7 +17,7 @@ from .limits import DEFAULT_LIMITS, Limits
 from .policy import ImagePolicy, Policy
 from .record import AIGCRecord, new_produce_id
 from .signing import PublicKey, SigningKey, generate_key, load_key, load_public_key
-from .verify import Check, Report, verify
+from .verify import Check, Report, read_record, verify
 
 __version__ = "0.1.0"
 
@@ -46,5 +46,6 @@ __all__ = [
     "load_key",
     "load_public_key",
     "new_produce_id",
+    "read_record",
     "verify",
 ]

@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Iterable
 
 from . import formats, imaging
-from .errors import InvalidRecord, LabelkitError, named
+from .errors import DuplicateLabel, InvalidRecord, LabelkitError, named
 from .fileio import read_input
 from .limits import DEFAULT_LIMITS, Limits
 from .policy import Policy
@@ -23,7 +23,16 @@ from .record import (
 )
 from .signing import PublicKey, SigningKey, TrustStore, load_key, load_public_key, parse_rc1
 
-__all__ = ["SCHEMA_VERSION", "STATUSES", "VERDICTS", "Check", "Report", "verify", "trust_store"]
+__all__ = [
+    "SCHEMA_VERSION",
+    "STATUSES",
+    "VERDICTS",
+    "Check",
+    "Report",
+    "read_record",
+    "trust_store",
+    "verify",
+]
 
 SCHEMA_VERSION = 1
 STATUSES = ("pass", "fail", "warn", "n/a", "error")
@@ -133,6 +142,37 @@ def _verify(data: bytes, path: str, trust: TrustStore, policy: Policy, limits: L
         _check_visible(report, data, container, policy, limits)
     report.verdict = _verdict(report)
     return report
+
+
+def read_record(
+    source: str | os.PathLike | bytes, *, limits: Limits = DEFAULT_LIMITS, name: str | None = None
+) -> AIGCRecord | None:
+    """The file's one AIGC record, read strictly: None when unlabeled.
+
+    Raises DuplicateLabel when the file holds more than one label (GB 45438 6.1 c), and
+    InvalidRecord when the label breaks Annex E (JSON, keys, types, characters, codes).
+    Use ``verify`` for a report of every problem instead of the first one.
+    """
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        data, path = bytes(source), name or "<bytes>"
+    else:
+        path = name or os.fspath(source)
+        data = read_input(source, limits)
+    with named(path):
+        carriers = formats.parse(data, path, limits).carriers
+        if not carriers:
+            return None
+        if len(carriers) > 1:
+            raise DuplicateLabel(
+                f"{len(carriers)} AIGC labels ("
+                + ", ".join(f"{c.kind} at {c.location}" for c in carriers)
+                + "); exactly one is allowed"
+            )
+        try:
+            return AIGCRecord.from_json(carriers[0].text)
+        except InvalidRecord as exc:
+            where = f"{carriers[0].kind} at {carriers[0].location}"
+            raise InvalidRecord(f"{where}: {exc.reason}") from None
 
 
 # -- carriers and fields ----------------------------------------------------------------------

@@ -270,3 +270,27 @@ def test_metadata_only_when_label_present_keeps_essence(labeler, key, coffee, fm
                            detect_visible=False).verdict == "compliant"
     with pytest.raises(PolicyError, match="metadata-only"):
         labeler.label_image(coffee, explicit="present")
+
+
+def test_read_record_strict(labeler, coffee, producer, tmp_path):
+    from PIL import PngImagePlugin
+
+    from labelkit.errors import DuplicateLabel, InvalidRecord
+
+    assert labelkit.read_record(encode(coffee, "PNG")) is None
+    labeled = labeler.label_image(coffee)
+    assert labelkit.read_record(labeled.data) == labeled.record
+    good = labelkit.AIGCRecord(content_producer=producer, produce_id="A1").to_json()
+    cases = {
+        "two.png": ([good, good], DuplicateLabel, "2 AIGC labels"),
+        "typed.png": (['{"Label":1}'], InvalidRecord, "Label must be a JSON string"),
+        "spelled.png": (['{"Label":"1","Propagator":"x"}'], InvalidRecord, "ContentPropagator"),
+    }
+    for name, (texts, error, message) in cases.items():
+        info = PngImagePlugin.PngInfo()
+        for t in texts:
+            info.add_text("AIGC", t)
+        path = tmp_path / name
+        path.write_bytes(encode(coffee, "PNG", pnginfo=info))
+        with pytest.raises(error, match=f"{name}.*{message}"):
+            labelkit.read_record(path)
