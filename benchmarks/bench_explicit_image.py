@@ -41,12 +41,14 @@ def report_ratios(request):
     yield
     if "native" not in MEANS:
         return
-    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
+    plugins = request.config.pluginmanager
+    reporter, capture = plugins.get_plugin("terminalreporter"), plugins.get_plugin("capturemanager")
     base = MEANS["native"]
-    reporter.write_line("")
-    reporter.write_line("visible label on 1920x1080 RGB, mean time relative to labelkit native:")
-    for name, mean in MEANS.items():
-        reporter.write_line(f"  {name:<34} {mean * 1e6:10.1f} us   x{mean / base:7.1f}")
+    with capture.global_and_fixture_disabled():  # teardown output is captured otherwise
+        reporter.write_line("")
+        reporter.write_line("visible label on 1920x1080 RGB, mean time relative to native:")
+        for name, mean in MEANS.items():
+            reporter.write_line(f"  {name:<36} {mean * 1e6:10.1f} us   x{mean / base:7.2f}")
 
 
 def _record(name: str, benchmark) -> None:
