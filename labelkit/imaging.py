@@ -135,7 +135,7 @@ def decode_first_frame(data: bytes, fmt: str, source: str, limits: Limits = DEFA
     try:
         im.seek(0)
         mode = "RGBA" if _array_mode(im) == "RGBA" else "RGB"
-        return np.asarray(im.convert(mode))
+        return np.asarray(im if im.mode == mode else im.convert(mode))  # no copy when RGB
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         raise CorruptInput(f"cannot decode image: {exc}", source=source) from None
 

@@ -357,7 +357,8 @@ def _check_visible(
             "ink_height_ratio": round(found.ink_height_ratio, 4),
             "score": round(float(found.score), 3),
         }
-        ok = found.ink_height_ratio >= 0.05
+        # One pixel of slack: JPEG ringing can shave a pixel off a label drawn at exactly 5%.
+        ok = found.ink_height_ratio >= 0.05 - 1.0 / min(decoded.shape[:2])
         report.add("explicit", "pass" if ok else "fail",
                    f"visible label at {found.position}, ink height "
                    f"{found.ink_height_ratio:.1%} of the shortest side"
