@@ -20,49 +20,26 @@ from labelkit.explicit import image as explicit_image
 from labelkit.explicit.image import apply_image_label, detect_image_label
 from labelkit.policy import ImagePolicy
 
+from .conftest import record
+
 POLICY = ImagePolicy()  # "AI生成", bottom-right, ink height 6% of the short side
-MEANS: dict[str, float] = {}
+GROUP = "visible label on a 1920x1080 RGB array"
 
 
 def _picture() -> np.ndarray:
-    try:
-        from skimage import data
+    from skimage import data
 
-        photo = Image.fromarray(data.astronaut()).resize((1920, 1080), Image.Resampling.BICUBIC)
-        return np.array(photo)
-    except ImportError:  # a textured stand-in of the same size
-        rng = np.random.default_rng(0)
-        return rng.integers(0, 256, (1080, 1920, 3), np.uint8)
+    photo = Image.fromarray(data.astronaut()).resize((1920, 1080), Image.Resampling.BICUBIC)
+    return np.array(photo)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def report_ratios(request):
-    """Print the contenders' mean times relative to the native kernel after the module ran."""
-    yield
-    if "native" not in MEANS:
-        return
-    plugins = request.config.pluginmanager
-    reporter, capture = plugins.get_plugin("terminalreporter"), plugins.get_plugin("capturemanager")
-    base = MEANS["native"]
-    with capture.global_and_fixture_disabled():  # teardown output is captured otherwise
-        reporter.write_line("")
-        reporter.write_line("visible label on 1920x1080 RGB, mean time relative to native:")
-        for name, mean in MEANS.items():
-            reporter.write_line(f"  {name:<36} {mean * 1e6:10.1f} us   x{mean / base:7.2f}")
-
-
-def _record(name: str, benchmark) -> None:
-    if benchmark.stats is not None:  # None under --benchmark-disable
-        MEANS[name] = benchmark.stats.stats.mean
-
-
-def _label_with(kernel, benchmark, monkeypatch, name: str) -> None:
+def _label_with(kernel, benchmark, monkeypatch, name: str, target: str = "") -> None:
     monkeypatch.setattr(explicit_image, "_blend_mask", kernel)
     pixels = _picture()
     label = apply_image_label(pixels, POLICY)  # warms the font, size search and mask caches
     benchmark(apply_image_label, pixels, POLICY)
     assert label.ink_height_px >= 0.05 * 1080
-    _record(name, benchmark)
+    record(GROUP, name, benchmark, target=target)
 
 
 def test_labelkit_native(benchmark, monkeypatch):
@@ -70,11 +47,11 @@ def test_labelkit_native(benchmark, monkeypatch):
         from labelkit._native_blend import blend_mask
     except ImportError as exc:
         pytest.skip(f"native kernels not built: {exc}")
-    _label_with(blend_mask, benchmark, monkeypatch, "native")
+    _label_with(blend_mask, benchmark, monkeypatch, "labelkit native", target="<= 1 ms")
 
 
 def test_labelkit_numpy_twin(benchmark, monkeypatch):
-    _label_with(_kernels_py.blend_mask, benchmark, monkeypatch, "numpy twin")
+    _label_with(_kernels_py.blend_mask, benchmark, monkeypatch, "labelkit numpy twin")
 
 
 def _pillow_setup():
@@ -104,7 +81,7 @@ def test_pillow_full_frame(benchmark):
 
     result = benchmark(label, picture)
     assert result.size == (1920, 1080)
-    _record("Pillow text+alpha_composite (frame)", benchmark)
+    record(GROUP, "Pillow ImageDraw + alpha_composite (peer)", benchmark, baseline=True)
 
 
 def test_pillow_box_only(benchmark):
@@ -121,7 +98,7 @@ def test_pillow_box_only(benchmark):
         return image
 
     benchmark(label, picture)
-    _record("Pillow text+alpha_composite (box)", benchmark)
+    record(GROUP, "Pillow, label box only", benchmark)
 
 
 def test_detect_labelled_1080p(benchmark):
@@ -129,6 +106,7 @@ def test_detect_labelled_1080p(benchmark):
     label = apply_image_label(pixels, POLICY)
     found = benchmark(detect_image_label, pixels, POLICY)
     assert found.present and found.box == label.box
+    record("detect the visible label, 1920x1080 RGB", "labeled picture", benchmark)
 
 
 def test_detect_unlabelled_1080p(benchmark):
@@ -136,3 +114,4 @@ def test_detect_unlabelled_1080p(benchmark):
     detect_image_label(pixels, POLICY)  # warm the sprite cache
     found = benchmark(detect_image_label, pixels, POLICY)
     assert not found.present
+    record("detect the visible label, 1920x1080 RGB", "unlabeled picture", benchmark)

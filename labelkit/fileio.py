@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
 import os
-import tempfile
-from pathlib import Path
+import secrets
 
 from .errors import CorruptInput, LabelkitError, LimitExceeded
 from .limits import DEFAULT_LIMITS, Limits
@@ -32,26 +32,31 @@ def read_input(path: str | os.PathLike, limits: Limits = DEFAULT_LIMITS) -> byte
 
 
 def atomic_write(
-    path: str | os.PathLike, data: bytes, *, mode: int | None = None, durable: bool = True
+    path: str | os.PathLike, data: bytes, *, mode: int = 0o644, durable: bool = True
 ) -> None:
     """Write ``data`` to ``path`` through a temp file in the same folder and an atomic rename.
 
     An error leaves either the old file or none, never a partial one; ``durable`` also flushes
     the data to disk before the rename, so a power cut cannot leave an empty file behind.
+    ``mode`` is filtered by the umask, as for any new file.
     """
-    target = Path(path)
+    target = os.fspath(path)
+    folder, name = os.path.split(target)
+    # Unique per process and call, unguessable enough that two writers never collide; O_EXCL
+    # guarantees it. The ".lk-tmp" suffix lets the CLI recognise (and clean up) leftovers.
+    tmp = os.path.join(folder, f".{name}.{os.getpid()}-{next(_counter)}-{secrets.token_hex(4)}.lk-tmp")
     try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".lk-tmp", dir=target.parent)
+        if folder:
+            os.makedirs(folder, exist_ok=True)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), mode)
     except OSError as exc:
-        raise LabelkitError(f"cannot write: {exc.strerror or exc}", source=str(target)) from None
+        raise LabelkitError(f"cannot write: {exc.strerror or exc}", source=target) from None
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             if durable:
                 f.flush()
                 os.fsync(f.fileno())
-        os.chmod(tmp, mode if mode is not None else 0o644 & ~_umask())
         os.replace(tmp, target)
     except BaseException as exc:
         try:
@@ -59,11 +64,8 @@ def atomic_write(
         except FileNotFoundError:
             pass
         if isinstance(exc, OSError):
-            raise LabelkitError(f"cannot write: {exc.strerror or exc}", source=str(target)) from None
+            raise LabelkitError(f"cannot write: {exc.strerror or exc}", source=target) from None
         raise
 
 
-def _umask() -> int:
-    current = os.umask(0)
-    os.umask(current)
-    return current
+_counter = itertools.count()
