@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import io
 import warnings
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 from PIL import Image, ImageSequence, PngImagePlugin
 
-from .errors import CorruptInput, LimitExceeded
+from .errors import CorruptInput, LabelkitError, LimitExceeded
 from .limits import DEFAULT_LIMITS, Limits
 
 __all__ = ["Decoded", "decode", "decode_first_frame", "encode", "fingerprint", "fingerprint_bytes", "hamming"]
@@ -35,23 +36,45 @@ class Decoded:
     durations: list[int] = field(default_factory=list)
 
 
-def _open(data: bytes, source: str, limits: Limits) -> Image.Image:
-    # Pillow's own bomb check is global state; the handler already checked the header against
-    # our limit, so here we only turn Pillow's failures into our errors.
+@contextmanager
+def _pillow(source: str, doing: str = "decode"):
+    """Turn whatever Pillow raises on hostile input into a LabelkitError naming the file.
+
+    Pillow's codecs raise almost anything on crafted files (KeyError, TypeError, RuntimeError,
+    struct.error...), so everything but our own errors is mapped. Pillow's own bomb warning is
+    silenced: labelkit enforces its configurable ``Limits`` instead of Pillow's global one.
+    """
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            im = Image.open(io.BytesIO(data))
-            if im.width * im.height > limits.max_pixels:
-                raise LimitExceeded(
-                    f"{im.width}x{im.height} pixels is over the limit of {limits.max_pixels}",
-                    source=source,
-                )
-            return im
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise LimitExceeded(str(exc), source=source) from None
-    except (OSError, SyntaxError, ValueError) as exc:
-        raise CorruptInput(f"cannot decode image: {exc}", source=source) from None
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            yield
+    except LabelkitError:
+        raise
+    except Image.DecompressionBombError as exc:
+        raise LimitExceeded(f"Pillow refuses to {doing} it: {exc}", source=source) from None
+    except MemoryError:
+        raise LimitExceeded(f"not enough memory to {doing} the image", source=source) from None
+    except Exception as exc:  # noqa: BLE001 - see the docstring
+        raise CorruptInput(f"cannot {doing} image: {type(exc).__name__}: {exc}",
+                           source=source) from None
+
+
+def _open(data: bytes, source: str, limits: Limits) -> Image.Image:
+    with _pillow(source):
+        im = Image.open(io.BytesIO(data))
+    if im.width * im.height > limits.max_pixels:
+        raise LimitExceeded(
+            f"{im.width}x{im.height} pixels is over the limit of {limits.max_pixels}",
+            source=source,
+        )
+    return im
+
+
+def _check_budget(total: int, limits: Limits, source: str) -> None:
+    if total > limits.max_decoded_bytes:
+        raise LimitExceeded(
+            f"decoding needs more than {limits.max_decoded_bytes} bytes of pixels "
+            "(frames x width x height x channels)", source=source)
 
 
 def _array_mode(im: Image.Image) -> str:
@@ -72,7 +95,7 @@ def decode(data: bytes, fmt: str, source: str, limits: Limits = DEFAULT_LIMITS) 
     for key in ("icc_profile", "exif", "dpi"):
         if info.get(key):
             args[key] = info[key]
-    try:
+    with _pillow(source):
         if fmt == "jpeg":
             from PIL import JpegImagePlugin
 
@@ -99,22 +122,23 @@ def decode(data: bytes, fmt: str, source: str, limits: Limits = DEFAULT_LIMITS) 
             args["compression"] = None if comp == "raw" else comp
         frames, durations = [], []
         mode = None
+        total = 0
         for frame in ImageSequence.Iterator(im):
             if mode is None:
                 mode = _array_mode(frame)
+            # Budget checked before each frame is decoded: a tiny animated file can declare a
+            # huge canvas and thousands of frames.
+            total += frame.width * frame.height * len(mode)
+            _check_budget(total, limits, source)
             frames.append(np.array(frame.convert(mode), dtype=np.uint8, order="C"))
             durations.append(int(frame.info.get("duration", 0) or 0))
-            if len(frames) > 10_000:
-                raise LimitExceeded("more than 10000 frames", source=source)
         if len(frames) > 1:
             args["save_all"] = True
             args["loop"] = info.get("loop", 0)
-    except (OSError, SyntaxError, ValueError, EOFError) as exc:
-        raise CorruptInput(f"cannot decode image: {exc}", source=source) from None
     return Decoded(fmt, frames, mode or "RGB", args, durations)
 
 
-def encode(decoded: Decoded) -> bytes:
+def encode(decoded: Decoded, source: str = "<image>") -> bytes:
     """Encode the (possibly modified) frames back in their format with the saved settings."""
     images = [Image.fromarray(f, decoded.mode) for f in decoded.frames]
     args = dict(decoded.save_args)
@@ -125,19 +149,19 @@ def encode(decoded: Decoded) -> bytes:
     if decoded.format == "jpeg" and images[0].mode == "RGBA":
         images[0] = images[0].convert("RGB")
     out = io.BytesIO()
-    images[0].save(out, _PIL_FORMAT[decoded.format], **args)
+    with _pillow(source, "encode"):
+        images[0].save(out, _PIL_FORMAT[decoded.format], **args)
     return out.getvalue()
 
 
 def decode_first_frame(data: bytes, fmt: str, source: str, limits: Limits = DEFAULT_LIMITS) -> np.ndarray:
     """The first frame as a uint8 array (H, W, 3) or (H, W, 4), for detectors."""
     im = _open(data, source, limits)
-    try:
+    with _pillow(source):
         im.seek(0)
         mode = "RGBA" if _array_mode(im) == "RGBA" else "RGB"
+        _check_budget(im.width * im.height * len(mode), limits, source)
         return np.asarray(im if im.mode == mode else im.convert(mode))  # no copy when RGB
-    except (OSError, SyntaxError, ValueError, EOFError) as exc:
-        raise CorruptInput(f"cannot decode image: {exc}", source=source) from None
 
 
 def fingerprint(pixels: np.ndarray) -> bytes:
@@ -151,13 +175,11 @@ def fingerprint(pixels: np.ndarray) -> bytes:
 def fingerprint_bytes(data: bytes, source: str, limits: Limits = DEFAULT_LIMITS) -> bytes:
     """Fingerprint of an encoded image's first frame (JPEG decodes at 1/8 scale: cheap)."""
     im = _open(data, source, limits)
-    try:
+    with _pillow(source):
         if im.format == "JPEG":
             im.draft("RGB", (max(1, im.width // 8), max(1, im.height // 8)))
         im.seek(0)
         return fingerprint(np.asarray(im.convert("RGB")))
-    except (OSError, SyntaxError, ValueError, EOFError) as exc:
-        raise CorruptInput(f"cannot decode image: {exc}", source=source) from None
 
 
 def hamming(a: bytes, b: bytes) -> int:

@@ -159,7 +159,7 @@ class Labeler:
             placed = apply_image_label(frame, self.policy.image)
             visible = visible or placed
         fp = imaging.fingerprint(decoded.frames[0])
-        data = imaging.encode(decoded)
+        data = imaging.encode(decoded, source)
         container = formats.parse(data, source, self.limits)
         return self._finish(container, fp, xmp, visible, produce_id, ("explicit", "metadata"))
 

@@ -15,6 +15,8 @@ class Limits:
     max_file_bytes: int = 2 * 1024**3
     max_metadata_bytes: int = 4 * 1024 * 1024  # one XMP/EXIF/text block
     max_chunks: int = 100_000  # chunks/segments/blocks in one container
+    # Decoded pixels held at once (all frames of an animation, width x height x channels).
+    max_decoded_bytes: int = 1024**3
 
 
 DEFAULT_LIMITS = Limits()

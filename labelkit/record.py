@@ -25,6 +25,8 @@ __all__ = [
     "new_produce_id",
     "produce_id_time",
     "looks_like_code",
+    "Problem",
+    "field_problems",
     "misspelling_of",
 ]
 
@@ -88,8 +90,12 @@ def uscc_check_char(first17: str) -> str:
 
 
 def looks_like_code(value: str) -> bool:
-    """True when ``value`` has the shape of a 27-character provider code (not a free name)."""
-    return len(value) == 27 and value.startswith("00") and set(value) <= _CODE_CHARS
+    """True when ``value`` is meant as a 27-character provider code (not a free name).
+
+    Any 27 characters of [0-9A-Z] count, so that a wrong format version is reported as an
+    invalid code rather than waved through as a name.
+    """
+    return len(value) == 27 and set(value) <= _CODE_CHARS
 
 
 def check_provider_code(key: str, value: str, *, service: str | None = None) -> None:
@@ -147,7 +153,7 @@ class AIGCRecord:
         for key, attr in (("ContentProducer", "content_producer"),
                           ("ContentPropagator", "content_propagator")):
             value = getattr(self, attr)
-            if len(value) == 27 and value.startswith("00"):  # a code, not a free name
+            if looks_like_code(value):
                 check_provider_code(key, value)
 
     def items(self) -> Iterator[tuple[str, str]]:
@@ -170,19 +176,11 @@ class AIGCRecord:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "AIGCRecord":
-        """Build from Annex E keys; unknown or misspelled keys and non-strings are rejected."""
-        unknown = [k for k in data if k not in KEYS]
-        if unknown:
-            hints = [f"{k!r} (did you mean {misspelling_of(k)!r}?)" if misspelling_of(k) else repr(k)
-                     for k in unknown]
-            raise InvalidRecord(f"unknown keys in AIGC record: {', '.join(hints)}")
-        values = {}
-        for key, attr in zip(KEYS, _ATTRS):
-            value = data.get(key, "")
-            if not isinstance(value, str):
-                raise InvalidRecord(f"{key} must be a JSON string, not {type(value).__name__}")
-            values[attr] = value
-        return cls(**values)
+        """Build from Annex E keys; the first problem field_problems finds is raised."""
+        for problem in field_problems(data):
+            if problem.status == "fail":
+                raise InvalidRecord(problem.message)
+        return cls(**{attr: data.get(key, "") for key, attr in zip(KEYS, _ATTRS)})
 
     @classmethod
     def from_json(cls, text: str) -> "AIGCRecord":
@@ -215,6 +213,8 @@ def decode_label(text: str) -> ParsedLabel:
         obj = json.loads(text, object_pairs_hook=_no_duplicates)
     except json.JSONDecodeError as exc:
         raise InvalidRecord(f"AIGC value is not valid JSON: {exc.msg} at position {exc.pos}")
+    except ValueError as exc:  # e.g. an integer literal of thousands of digits
+        raise InvalidRecord(f"AIGC value is not acceptable JSON: {exc}")
     except RecursionError:
         raise InvalidRecord("AIGC JSON nests too deeply")
     if not isinstance(obj, dict):
@@ -225,6 +225,65 @@ def decode_label(text: str) -> ParsedLabel:
             raise InvalidRecord("wrapped AIGC JSON: the AIGC member must be an object")
         return ParsedLabel(inner, "wrapped")
     return ParsedLabel(obj, "bare")
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong (or worth a warning) in a label's fields."""
+
+    check: str  # "keys", "types", "label_value", "charset", "producer_code", "propagator_code"
+    status: str  # "fail" or "warn"
+    message: str
+
+
+def field_problems(fields: dict[str, Any]) -> list[Problem]:
+    """Every Annex E problem in a decoded label's fields; the one rulebook for reading labels."""
+    out: list[Problem] = []
+    for k in fields:
+        if k not in KEYS:
+            hint = misspelling_of(k)
+            out.append(Problem("keys", "fail", f"key {k!r} is not in Annex E"
+                               + (f" (misspelling of {hint!r}?)" if hint else "")))
+    missing = [k for k in KEYS if k not in fields]
+    if missing:
+        out.append(Problem("keys", "warn",
+                           "keys missing (all seven should be written): " + ", ".join(missing)))
+    for k, v in fields.items():
+        if not isinstance(v, str):
+            out.append(Problem("types", "fail", f"{k} is a JSON {_json_type(v)}, not a string"))
+        elif k in KEYS:
+            try:
+                check_value_chars(k, v)
+            except InvalidRecord as exc:
+                out.append(Problem("charset", "fail", exc.reason))
+    label = fields.get("Label")
+    if not (isinstance(label, str) and label in LABEL_VALUES):
+        out.append(Problem("label_value", "fail", f"Label must be 1, 2 or 3, not {label!r}"[:200]))
+    for k, check, service in (("ContentProducer", "producer_code", "1"),
+                              ("ContentPropagator", "propagator_code", "2")):
+        v = fields.get(k)
+        if not isinstance(v, str) or not v:
+            if k == "ContentProducer":
+                out.append(Problem(check, "fail", "ContentProducer is empty"))
+            continue
+        if not looks_like_code(v):
+            out.append(Problem(check, "warn", f"{k} {v[:60]!r} is a name, not a 27-character "
+                                              "provider code"))
+            continue
+        try:
+            check_provider_code(k, v)
+        except InvalidRecord as exc:
+            out.append(Problem(check, "fail", exc.reason))
+            continue
+        if v[22] != service:
+            out.append(Problem(check, "warn", f"{k} {v} has service type {v[22]} "
+                                              f"({SERVICE_TYPES[v[22]]}), expected {service}"))
+    return out
+
+
+def _json_type(value: Any) -> str:
+    return {dict: "object", list: "array", bool: "boolean", int: "number", float: "number",
+            type(None): "null"}.get(type(value), type(value).__name__)
 
 
 _MISSPELLINGS = {

@@ -298,4 +298,7 @@ def parse_rc1(value: str) -> RC1 | None:
         return None
     if len(key_id) != 8 or len(digest) != 32 or len(fingerprint) not in (0, 8):
         return None
+    # Ed25519 signatures are exactly 64 bytes; ECDSA P-256 DER signatures 8 to 72.
+    if len(sig) != 64 if parts[1] == "ed25519" else not 8 <= len(sig) <= 72:
+        return None
     return RC1(parts[1], key_id, digest, fingerprint, sig)

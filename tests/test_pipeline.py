@@ -283,7 +283,7 @@ def test_read_record_strict(labeler, coffee, producer, tmp_path):
     good = labelkit.AIGCRecord(content_producer=producer, produce_id="A1").to_json()
     cases = {
         "two.png": ([good, good], DuplicateLabel, "2 AIGC labels"),
-        "typed.png": (['{"Label":1}'], InvalidRecord, "Label must be a JSON string"),
+        "typed.png": (['{"Label":1}'], InvalidRecord, "Label is a JSON number, not a string"),
         "spelled.png": (['{"Label":"1","Propagator":"x"}'], InvalidRecord, "ContentPropagator"),
     }
     for name, (texts, error, message) in cases.items():

@@ -108,7 +108,7 @@ def test_strict_decoder():
 
 
 def test_types_and_unknown_keys_rejected():
-    with pytest.raises(InvalidRecord, match="Label must be a JSON string"):
+    with pytest.raises(InvalidRecord, match="Label is a JSON number, not a string"):
         AIGCRecord.from_json('{"Label":1}')
     with pytest.raises(InvalidRecord, match="ReserveCode1.*ReservedCode1"):
         AIGCRecord.from_json('{"Label":"1","ReserveCode1":""}')

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import stat
 from concurrent.futures import ThreadPoolExecutor
@@ -133,8 +134,11 @@ def _sniff_chunk(paths: list[str]) -> list[bool]:
 
 
 def _is_image(path: str) -> bool:
-    """True when a format handler accepts the file's first bytes (or it cannot be read: the
-    command then reports the read error for it rather than skipping it silently)."""
+    """True when a format handler accepts the file's first bytes, or when the file claims to be
+    a picture by its extension or cannot be read: the command then reports why it fails (a text
+    file named .png is an error to show, not a file to skip silently)."""
+    if os.path.splitext(path)[1].lower() in _image_extensions():
+        return True
     try:
         with open(path, "rb") as f:
             prefix = f.read(_SNIFF_BYTES)
@@ -145,3 +149,8 @@ def _is_image(path: str) -> bool:
     except UnsupportedFormat:
         return False
     return True
+
+
+@functools.cache
+def _image_extensions() -> frozenset[str]:
+    return frozenset(e.lower() for m in formats.handlers().values() for e in m.EXTENSIONS)

@@ -78,6 +78,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                         help="one JSON report per line and file, instead of a table")
     parser.add_argument("--no-visible", action="store_true",
                         help="skip looking for the visible label (faster: no pixel decoding)")
+    parser.add_argument("--require-visible", action="store_true",
+                        help="a missing visible label fails the file (default: a warning, since "
+                             "files handed out under Measures Art. 9 lack it legitimately)")
     parser.add_argument("--text", default=ImagePolicy.text, metavar="TEXT",
                         help="the visible label text to look for, as given to `label --text`")
     add_jobs_option(parser)
@@ -144,8 +147,10 @@ def _config(args: argparse.Namespace) -> dict[str, Any]:
         ImagePolicy(text=args.text)
     except LabelkitError as exc:
         raise UsageError(f"--text: {exc}") from None
+    if args.require_visible and args.no_visible:
+        raise UsageError("--require-visible and --no-visible exclude each other")
     return {"key": args.key, "pubkeys": args.pubkey, "detect_visible": not args.no_visible,
-            "text": args.text}
+            "require_visible": args.require_visible, "text": args.text}
 
 
 # -- output ---------------------------------------------------------------------------------
@@ -207,6 +212,7 @@ def _init_worker(config: dict[str, Any]) -> None:
     """Load the trusted keys once per worker process."""
     _worker["trust"] = trust_store(config["key"], config["pubkeys"])
     _worker["detect_visible"] = config["detect_visible"]
+    _worker["require_visible"] = config["require_visible"]
     _worker["policy"] = Policy(image=ImagePolicy(text=config["text"]))
 
 
@@ -214,7 +220,8 @@ def _verify_one(item: InputFile) -> tuple[str, dict[str, Any], str]:
     """Verify one file: ("ok" or "internal", the report as a dict, traceback or '')."""
     try:
         report = verify(item.path, trust=_worker["trust"], policy=_worker["policy"],
-                        detect_visible=_worker["detect_visible"], name=item.path)
+                        detect_visible=_worker["detect_visible"],
+                        require_visible=_worker["require_visible"], name=item.path)
         return ("ok", report.to_dict(), "")
     except LabelkitError as exc:
         # Never "not_found" for a file that could not be read: say it could not be checked.

@@ -118,9 +118,13 @@ class _Sprite:
 
 def label_ink_height(width: int, height: int, policy: ImagePolicy) -> int:
     """Return the ink height in pixels labelkit draws on a ``width`` x ``height`` picture."""
-    ratio = max(policy.height_ratio, RULE_HEIGHT_RATIO)
-    # The epsilon keeps 0.06 * 1000 from becoming 61 through binary rounding.
-    return max(math.ceil(ratio * min(width, height) - 1e-9), MIN_INK_HEIGHT_PX)
+    short = min(width, height)
+    # The epsilon keeps 0.06 * 1000 from becoming 61 through binary rounding. One pixel above
+    # the rule's floor at least, so that JPEG ringing shaving a pixel off the measured ink never
+    # takes a label drawn "at 5%" under 5% (verify checks the floor strictly).
+    wanted = math.ceil(policy.height_ratio * short - 1e-9)
+    floor = math.ceil(RULE_HEIGHT_RATIO * short - 1e-9) + 1
+    return max(wanted, floor, MIN_INK_HEIGHT_PX)
 
 
 def _font_file(font_path: str | None) -> str:

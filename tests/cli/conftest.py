@@ -31,7 +31,7 @@ IMAGES = (
     "gradient.tif",
     "flat.png",
 )
-NOT_IMAGES = ("notes.txt", "b/fake.png")  # text, the second one with a picture's extension
+NOT_IMAGES = ("notes.txt", "b/readme.md")  # files no handler accepts, with no picture extension
 
 
 @dataclass
@@ -112,7 +112,7 @@ def make_tree(root: Path) -> Path:
         "gradient.tif": image_bytes(gradient(300, 200), "TIFF"),
         "flat.png": image_bytes(np.full((180, 240, 3), 128, np.uint8), "PNG"),
         "notes.txt": b"not a picture\n",
-        "b/fake.png": b"just text named like a picture\n",
+        "b/readme.md": b"# just text\n",
     }
     assert set(files) == set(IMAGES) | set(NOT_IMAGES)
     for rel, data in files.items():

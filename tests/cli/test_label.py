@@ -172,16 +172,18 @@ def test_bad_files_reported_others_labeled(cli, tree, keyfile, pubfile, tmp_path
     jpeg = (tree / "a" / "astro.jpg").read_bytes()
     (tree / "a" / "truncated.jpg").write_bytes(jpeg[: len(jpeg) // 2])
     (tree / "bad_crc.png").write_bytes(_broken_crc_png((tree / "flat.png").read_bytes()))
+    (tree / "b" / "fake.gif").write_text("text inside a folder, named like a picture\n")
     text_png = tmp_path / "text.png"
     text_png.write_text("a text file named like a picture\n")
     out = tmp_path / "out"
     r = cli(*label_args(keyfile, out, tree, text_png, extra=("-j", jobs)))
     assert r.code == 1
-    assert _summary(r.out) == {"labeled": 7, "skipped": 0, "failed": 3, "not_images": 2}
+    assert _summary(r.out) == {"labeled": 7, "skipped": 0, "failed": 4, "not_images": 2}
     errors = [line for line in r.err.splitlines() if "error:" in line]
-    assert len(errors) == 3, r.err
+    assert len(errors) == 4, r.err
     for name, problem in (("truncated.jpg", "truncated"), ("bad_crc.png", "CRC"),
-                          ("text.png", "not a supported format")):
+                          ("text.png", "not a supported format"),
+                          ("fake.gif", "not a supported format")):
         line = next(line for line in errors if name in line)
         assert problem in line
     assert files_under(out) == set(IMAGES) | {STATE_NAME}  # nothing for the bad ones
@@ -189,7 +191,7 @@ def test_bad_files_reported_others_labeled(cli, tree, keyfile, pubfile, tmp_path
     assert all(d["verdict"] == "compliant" for d in _verify_json(cli, pubfile, out))
     # The failures are not "done": a rerun tries them again, and only them.
     r = cli(*label_args(keyfile, out, tree, text_png))
-    assert r.code == 1 and _summary(r.out)["failed"] == 3 and _summary(r.out)["skipped"] == 7
+    assert r.code == 1 and _summary(r.out)["failed"] == 4 and _summary(r.out)["skipped"] == 7
 
 
 def test_picture_too_small_for_the_label_names_the_file(cli, tmp_path, keyfile):
