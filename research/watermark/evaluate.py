@@ -25,7 +25,9 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import attacks  # noqa: E402
 import wm  # noqa: E402
 
-DATA = "/tmp/venv/lib/python3.11/site-packages/skimage/data/"
+import skimage.data  # noqa: E402
+
+DATA = os.path.dirname(skimage.data.__file__) + "/"
 PHOTOS = ["astronaut.png", "coffee.png", "chelsea.png", "rocket.jpg", "motorcycle_left.png"]
 SIZES = [(512, 512), (1920, 1080), (1080, 1920)]
 SECRET = bytes.fromhex("6b1f" * 16)
