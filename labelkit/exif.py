@@ -1,20 +1,21 @@
 """EXIF UserComment as an AIGC carrier: read it, recognise a label, remove it when relabeling.
 
-Reading uses Pillow's ``Image.Exif``. Removal needs byte offsets Pillow does not expose, so a
-small TIFF IFD walker (also used by the TIFF handler) edits the blob in place: every other
-EXIF byte keeps its offset, so maker notes and thumbnails stay valid.
+A small TIFF IFD walker serves every reader: EXIF blobs (JPEG APP1, PNG eXIf, WebP EXIF) and
+TIFF files go through the same ``locate_user_comment``, so they cannot disagree on what a
+file holds. Removal edits the blob in place: every other EXIF byte keeps its offset, so maker
+notes and thumbnails stay valid.
 """
 
 from __future__ import annotations
 
+import json
 import re
 import struct
 from dataclasses import dataclass
 
-from PIL import Image
-
 from .errors import CorruptInput, LimitExceeded
 from .limits import DEFAULT_LIMITS, Limits
+from .record import KEYS, misspelling_of
 
 __all__ = [
     "USER_COMMENT",
@@ -23,6 +24,10 @@ __all__ = [
     "IfdEntry",
     "Ifd",
     "read_ifd",
+    "read_ints",
+    "value_bytes",
+    "UserComment",
+    "locate_user_comment",
     "tiff_byteorder",
     "decode_user_comment",
     "looks_like_aigc",
@@ -36,6 +41,10 @@ EXIF_HEADER = b"Exif\x00\x00"
 
 # Byte size of one value of each TIFF field type (TIFF 6.0 and its BigTIFF-free extensions).
 TYPE_SIZES = {1: 1, 2: 1, 3: 2, 4: 4, 5: 8, 6: 1, 7: 1, 8: 2, 9: 4, 10: 8, 11: 4, 12: 8, 13: 4}
+# struct codes of the integer types (13 is IFD, an offset).
+INT_FORMATS = {1: "B", 3: "H", 4: "I", 6: "b", 8: "h", 9: "i", 13: "I"}
+# How many keys of a JSON object to test against the Annex E keys (difflib is not free).
+_KEYS_TESTED = 64
 
 _AIGC_RE = re.compile(r'\s*\{.*"(?:Label|AIGC)"\s*:', re.DOTALL)
 
@@ -96,10 +105,16 @@ def read_ifd(
             f"{what} at {pos:#x} with {count} entries runs past the end", source=source
         )
     entries = []
+    seen: set[int] = set()
     unpack = struct.Struct(endian + "HHI").unpack_from
     for i in range(count):
         at = pos + 2 + 12 * i
         tag, typ, n = unpack(data, at)
+        if tag in seen:
+            # Readers disagree on which duplicate wins (first or last), so a rewrite could not
+            # keep the picture a reader sees; TIFF 6.0 requires unique, ascending tags anyway.
+            raise CorruptInput(f"{what} at {pos:#x} has tag {tag} more than once", source=source)
+        seen.add(tag)
         size = n * TYPE_SIZES[typ] if typ in TYPE_SIZES else 4  # unknown type: keep opaque
         if size <= 4:
             value_pos = at + 8
@@ -109,6 +124,69 @@ def read_ifd(
         entries.append(IfdEntry(tag, typ, n, at, value_pos, size))
     (next_offset,) = struct.unpack_from(endian + "I", data, pos + 2 + 12 * count)
     return Ifd(pos, tuple(entries), next_offset)
+
+
+def value_bytes(data: bytes | memoryview, entry: IfdEntry, source: str, what: str) -> bytes:
+    """The value bytes of an entry, checked to lie inside the data."""
+    if entry.value_pos + entry.size > len(data):
+        raise CorruptInput(
+            f"{what} tag {entry.tag} value at {entry.value_pos:#x} runs past the end of the data",
+            source=source,
+        )
+    return bytes(data[entry.value_pos : entry.value_pos + entry.size])
+
+
+def read_ints(
+    data: bytes | memoryview, entry: IfdEntry, endian: str, source: str, what: str
+) -> tuple[int, ...]:
+    """The integer values of an entry; at least one, or CorruptInput."""
+    fmt = INT_FORMATS.get(entry.type)
+    if fmt is None:
+        message = f"{what} tag {entry.tag} has non-integer type {entry.type}"
+        raise CorruptInput(message, source=source)
+    if entry.count == 0:
+        raise CorruptInput(f"{what} tag {entry.tag} has no value (count 0)", source=source)
+    value_bytes(data, entry, source, what)  # bounds check
+    return struct.unpack_from(f"{endian}{entry.count}{fmt}", data, entry.value_pos)
+
+
+@dataclass(frozen=True)
+class UserComment:
+    """Where a UserComment sits (its IFDs and entry) and its decoded text."""
+
+    ifd0: Ifd
+    pointer: IfdEntry  # the Exif IFD pointer in IFD0
+    exif_ifd: Ifd
+    entry: IfdEntry
+    text: str
+
+
+def locate_user_comment(
+    data: bytes | memoryview,
+    base: int,
+    ifd0: Ifd,
+    endian: str,
+    source: str,
+    limits: Limits,
+    what: str,
+) -> UserComment | None:
+    """Find and decode the UserComment of the Exif IFD that ``ifd0`` points at, if any."""
+    pointer = ifd0.get(EXIF_IFD)
+    if pointer is None:
+        return None
+    offset = read_ints(data, pointer, endian, source, what)[0]
+    exif_ifd = read_ifd(data, base, offset, endian, source, f"Exif IFD of {what}")
+    entry = exif_ifd.get(USER_COMMENT)
+    if entry is None:
+        return None
+    if entry.size > limits.max_metadata_bytes:
+        raise LimitExceeded(
+            f"UserComment in {what} is {entry.size} bytes, over the limit of "
+            f"{limits.max_metadata_bytes}",
+            source=source,
+        )
+    raw = value_bytes(data, entry, source, f"Exif IFD of {what}")
+    return UserComment(ifd0, pointer, exif_ifd, entry, decode_user_comment(raw, endian))
 
 
 def decode_user_comment(raw: bytes, endian: str) -> str:
@@ -133,41 +211,64 @@ def decode_user_comment(raw: bytes, endian: str) -> str:
 
 def looks_like_aigc(text: str) -> bool:
     """Whether a text is (or tries to be) an AIGC JSON label, bare or wrapped in "AIGC"."""
-    return _AIGC_RE.match(text) is not None
+    if _AIGC_RE.match(text) is not None:
+        return True
+    if not text.lstrip().startswith("{"):
+        return False
+    # A JSON object whose keys are Annex E keys or misspellings of them is a label claim too:
+    # a verifier must report it as an invalid label, not miss it.
+    try:
+        obj = json.loads(text)
+    except (ValueError, RecursionError):
+        return False
+    if not isinstance(obj, dict):
+        return False
+    inner = [v for v in list(obj.values())[:_KEYS_TESTED] if isinstance(v, dict)]
+    keys = [k for o in (obj, *inner) for k in list(o)[:_KEYS_TESTED]]
+    return any(k in KEYS or misspelling_of(k) for k in keys)
 
 
-def _user_comment(
+def _locate(
     blob: bytes | memoryview, source: str, limits: Limits, where: str
-) -> str | None:
-    where = f" in {where}" if where else ""
-    blob = bytes(blob)
+) -> tuple[UserComment | None, int, str]:
+    """The UserComment of an EXIF blob (with its TIFF header's offset and byte order)."""
+    what = f"EXIF block in {where}" if where else "EXIF block"
     if len(blob) > limits.max_metadata_bytes:
         raise LimitExceeded(
-            f"EXIF block{where} is {len(blob)} bytes, over the limit of "
-            f"{limits.max_metadata_bytes}",
+            f"{what} is {len(blob)} bytes, over the limit of {limits.max_metadata_bytes}",
             source=source,
         )
     if b"\x92\x86" not in blob and b"\x86\x92" not in blob:
-        return None  # the tag number (either byte order) is absent: no UserComment to read
-    exif = Image.Exif()
+        return None, 0, "<"  # the tag number (either byte order) is absent: nothing to read
     try:
-        exif.load(blob)
-        raw = exif.get_ifd(EXIF_IFD).get(USER_COMMENT)
-    except Exception as exc:  # Pillow raises many types on broken EXIF; all mean corrupt
-        raise CorruptInput(f"unreadable EXIF block{where}: {exc}", source=source) from None
-    if raw is None:
-        return None
-    if isinstance(raw, str):  # a writer used type ASCII instead of UNDEFINED
-        raw = raw.encode("utf-8")
-    return decode_user_comment(bytes(raw), exif.endian or "<")
+        return _walk_blob(blob, source, limits, what)
+    except CorruptInput as exc:  # say which block, whatever part of it was broken
+        raise type(exc)(f"unreadable {what}: {exc.reason}", source=source) from None
+
+
+def _walk_blob(
+    blob: bytes | memoryview, source: str, limits: Limits, what: str
+) -> tuple[UserComment | None, int, str]:
+    """Walk the blob's TIFF header and IFD0 to its UserComment (errors named by the caller)."""
+    base = 0
+    while bytes(blob[base : base + 6]) == EXIF_HEADER:  # some writers repeat it
+        base += len(EXIF_HEADER)
+    endian = tiff_byteorder(blob, base, source)
+    if len(blob) < base + 8:
+        raise CorruptInput("shorter than its TIFF header", source=source)
+    magic, ifd0_offset = struct.unpack_from(endian + "HI", blob, base + 2)
+    if magic != 42:
+        raise CorruptInput(f"bad TIFF magic number {magic}", source=source)
+    ifd0 = read_ifd(blob, base, ifd0_offset, endian, source, "IFD0")
+    return locate_user_comment(blob, base, ifd0, endian, source, limits, "IFD0"), base, endian
 
 
 def find_aigc(
     blob: bytes | memoryview, source: str, limits: Limits = DEFAULT_LIMITS, *, where: str = ""
 ) -> str | None:
     """Return the EXIF UserComment text if it carries an AIGC label, else None."""
-    text = _user_comment(blob, source, limits, where)
-    return text if text is not None and looks_like_aigc(text) else None
+    found, _, _ = _locate(blob, source, limits, where)
+    return found.text if found is not None and looks_like_aigc(found.text) else None
 
 
 def _remove_entry(buf: bytearray, ifd: Ifd, entry: IfdEntry, endian: str) -> None:
@@ -183,32 +284,18 @@ def _remove_entry(buf: bytearray, ifd: Ifd, entry: IfdEntry, endian: str) -> Non
 
 def strip_aigc(blob: bytes, source: str, limits: Limits = DEFAULT_LIMITS) -> bytes:
     """Return the EXIF blob without an AIGC UserComment; the same object if it has none."""
-    if find_aigc(blob, source, limits) is None:
+    found, _, endian = _locate(blob, source, limits, "")
+    if found is None or not looks_like_aigc(found.text):
         return blob
-    base = 0
-    while blob.startswith(EXIF_HEADER, base):  # some writers repeat it; Pillow skips both
-        base += len(EXIF_HEADER)
-    endian = tiff_byteorder(blob, base, source)
-    if len(blob) < base + 8:
-        raise CorruptInput("EXIF block is shorter than its TIFF header", source=source)
-    (ifd0_offset,) = struct.unpack_from(endian + "I", blob, base + 4)
-    ifd0 = read_ifd(blob, base, ifd0_offset, endian, source, "EXIF IFD0")
-    pointer = ifd0.get(EXIF_IFD)
-    if pointer is None:
-        raise CorruptInput("EXIF UserComment without an Exif IFD pointer", source=source)
-    (exif_offset,) = struct.unpack_from(endian + "I", blob, pointer.value_pos)
-    exif_ifd = read_ifd(blob, base, exif_offset, endian, source, "Exif IFD")
-    entry = exif_ifd.get(USER_COMMENT)
-    if entry is None:
-        raise CorruptInput("cannot locate the EXIF UserComment to remove it", source=source)
+    entry = found.entry
     buf = bytearray(blob)
-    if not entry.inline and entry.value_pos + entry.size <= len(buf):
+    if not entry.inline:
         # Blank the old label too, so no stale copy lingers in unreferenced bytes.
         buf[entry.value_pos : entry.value_pos + entry.size] = bytes(entry.size)
-    _remove_entry(buf, exif_ifd, entry, endian)
-    if len(exif_ifd.entries) == 1:
+    _remove_entry(buf, found.exif_ifd, entry, endian)
+    if len(found.exif_ifd.entries) == 1:
         # An IFD must not be empty: drop the pointer to the now empty Exif IFD.
-        _remove_entry(buf, ifd0, pointer, endian)
+        _remove_entry(buf, found.ifd0, found.pointer, endian)
     result = bytes(buf)
     if find_aigc(result, source, limits) is not None:
         raise CorruptInput("could not remove the AIGC EXIF UserComment", source=source)

@@ -1,9 +1,10 @@
 """Pixel access for the layers that change content: decode under limits, re-encode faithfully.
 
-Only layers 1 and 2 (visible label, watermark) need pixels. Re-encoding keeps what the source
-had: JPEG quantisation tables and subsampling (so quality does not drift), PNG text chunks, ICC
-profile, EXIF, DPI, every frame of an animation with its timing, TIFF compression and tags. The
-XMP packet is carried over by the format handler, not here.
+Only layers 1 and 2 (visible label, watermark) need pixels. Re-encoding keeps how the source
+was coded: JPEG quantisation tables and subsampling (so quality does not drift), lossless WebP,
+TIFF compression, every frame of an animation with its timing. Metadata (EXIF, ICC, XMP, IPTC,
+text chunks, comments) is not handled here: the format handler carries the original's blocks
+around the new essence (``Container.with_label(metadata_from=...)``).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from PIL import Image, ImageSequence, PngImagePlugin
+from PIL import Image, ImageSequence
 
 from .errors import CorruptInput, LabelkitError, LimitExceeded
 from .limits import DEFAULT_LIMITS, Limits
@@ -92,9 +93,6 @@ def decode(data: bytes, fmt: str, source: str, limits: Limits = DEFAULT_LIMITS) 
     im = _open(data, source, limits)
     info = im.info
     args: dict[str, Any] = {}
-    for key in ("icc_profile", "exif", "dpi"):
-        if info.get(key):
-            args[key] = info[key]
     with _pillow(source):
         if fmt == "jpeg":
             from PIL import JpegImagePlugin
@@ -106,11 +104,6 @@ def decode(data: bytes, fmt: str, source: str, limits: Limits = DEFAULT_LIMITS) 
             if info.get("progressive") or info.get("progression"):
                 args["progressive"] = True
         elif fmt == "png":
-            text = PngImagePlugin.PngInfo()
-            for k, v in getattr(im, "text", {}).items():
-                if k != "AIGC" and k != "XML:com.adobe.xmp":  # label carriers are rewritten
-                    text.add_text(k, v)
-            args["pnginfo"] = text
             args["optimize"] = False
         elif fmt == "webp":
             # Keep lossless files lossless; lossy ones get a high quality so the label is crisp.

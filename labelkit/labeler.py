@@ -147,10 +147,14 @@ class Labeler:
             # decoded, so no fingerprint is taken (decoding would cost more than the rest).
             return self._finish(container, b"", None, None, produce_id, ("metadata",))
         decoded = imaging.decode(data, container.format, source, self.limits)
-        return self._label_decoded(decoded, container.xmp, produce_id, source)
+        return self._label_decoded(decoded, container, produce_id, source)
 
     def _label_decoded(
-        self, decoded: imaging.Decoded, xmp: bytes | None, produce_id: str | None, source: str
+        self,
+        decoded: imaging.Decoded,
+        original: formats.Container | None,
+        produce_id: str | None,
+        source: str,
     ) -> LabelResult:
         from .explicit.image import apply_image_label
 
@@ -161,13 +165,13 @@ class Labeler:
         fp = imaging.fingerprint(decoded.frames[0])
         data = imaging.encode(decoded, source)
         container = formats.parse(data, source, self.limits)
-        return self._finish(container, fp, xmp, visible, produce_id, ("explicit", "metadata"))
+        return self._finish(container, fp, original, visible, produce_id, ("explicit", "metadata"))
 
     def _finish(
         self,
         container: formats.Container,
         fp: bytes,
-        xmp: bytes | None,
+        original: formats.Container | None,
         visible: Any,
         produce_id: str | None,
         layers: tuple[str, ...],
@@ -179,7 +183,9 @@ class Labeler:
             digest = formats.essence_digest(container)
             record = record.replace(reserved_code1=sign_rc1(self.key, record.as_dict(), digest, fp))
             layers = (*layers, "signature")
-        data = container.with_label(record.to_json(), xmp=xmp)
+        # Pixels re-encoded: the original's metadata (EXIF, ICC, IPTC, comments, XMP...) is
+        # carried over by the handler, around the new essence.
+        data = container.with_label(record.to_json(), metadata_from=original)
         return LabelResult(data, record, container.format, layers, visible, fp)
 
     def _log_recipient(self, result: LabelResult, recipient: str | None, source: str) -> None:

@@ -294,3 +294,31 @@ def test_read_record_strict(labeler, coffee, producer, tmp_path):
         path.write_bytes(encode(coffee, "PNG", pnginfo=info))
         with pytest.raises(error, match=f"{name}.*{message}"):
             labelkit.read_record(path)
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG", "WEBP", "TIFF"])
+def test_visible_label_keeps_the_original_metadata(labeler, key, coffee, fmt):
+    from PIL import ImageCms, PngImagePlugin
+
+    exif = Image.Exif()
+    exif[0x013B] = "A. Photographer"  # Artist
+    exif[0x8298] = "(c) 2026 Example"  # Copyright
+    icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    extra = {"exif": exif.tobytes(), "icc_profile": icc}
+    if fmt == "JPEG":
+        extra["comment"] = b"made by a generator"
+    if fmt == "PNG":
+        info = PngImagePlugin.PngInfo()
+        info.add_text("Description", "a cup of coffee")
+        extra["pnginfo"] = info
+    result = labeler.label_image(encode(coffee, fmt, **extra))
+    assert result.layers[0] == "explicit"
+    with Image.open(io.BytesIO(result.data)) as im:
+        assert im.getexif().get(0x013B) == "A. Photographer"
+        assert im.getexif().get(0x8298) == "(c) 2026 Example"
+        assert im.info.get("icc_profile") == icc
+        if fmt == "JPEG":
+            assert im.info.get("comment") == b"made by a generator"
+        if fmt == "PNG":
+            assert im.text.get("Description") == "a cup of coffee"
+    assert labelkit.verify(result.data, public_key=key.public).verdict == "compliant"

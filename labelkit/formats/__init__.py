@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Iterable, Protocol
 
-from ..errors import LimitExceeded, UnsupportedFormat
+from ..errors import LimitExceeded, PolicyError, UnsupportedFormat
 from ..limits import DEFAULT_LIMITS, Limits
 
 __all__ = [
@@ -37,6 +37,8 @@ __all__ = [
     "essence_digest",
     "check_pixels",
     "check_count",
+    "check_same_format",
+    "icc_fits",
 ]
 
 # Order matters only for speed: the most common formats are tried first.
@@ -66,12 +68,30 @@ class Container(Protocol):
     def essence(self) -> Iterable[bytes | memoryview]:
         """Yield the byte ranges that carry the media (not its metadata), in file order."""
 
-    def with_label(self, label_json: str, *, xmp: bytes | None = None) -> bytes:
+    def with_label(
+        self,
+        label_json: str,
+        *,
+        xmp: bytes | None = None,
+        metadata_from: Container | None = None,
+    ) -> bytes:
         """Return the whole file with exactly one AIGC label (XMP TC260:AIGC) = label_json.
 
         Every other AIGC carrier is removed; all other metadata and the media bytes are kept
         byte-identical. ``xmp``, when given, is the packet to merge into instead of the file's
-        own (used when the pixels were re-encoded and the original's XMP must carry over).
+        own (or the original's, with ``metadata_from``).
+
+        ``metadata_from`` is for re-encoded pixels (the visible label): the parsed original, of
+        the same format (else PolicyError). The result is this file's essence (so
+        ``essence_digest`` of this container stays valid) with the original's metadata blocks
+        instead of this file's own: JPEG APPn/COM segments (EXIF, ICC, IPTC...), PNG ancillary
+        chunks, GIF comments and application extensions, WebP ICCP/EXIF/XMP/unknown chunks with
+        VP8X flags to match, TIFF IFD0 tags other than image-structure and strip/tile tags.
+        The original's AIGC carriers are handled as without it (exactly one label remains).
+        A block that cannot describe new pixels is left behind, and each handler says which
+        (e.g. an ICC profile for another colour space, JPEG MPF, PNG unsafe-to-copy chunks);
+        a block that decides how pixels decode (JPEG APP14 Adobe) is essence, so it is the new
+        encoding's.
         """
 
 
@@ -166,3 +186,17 @@ def check_count(count: int, source: str, limits: Limits, what: str) -> None:
     """Raise LimitExceeded when a file holds more chunks/segments/blocks than allowed."""
     if count > limits.max_chunks:
         raise LimitExceeded(f"more than {limits.max_chunks} {what}", source=source)
+
+
+def check_same_format(container: Container, metadata_from: Container | None) -> None:
+    """Raise PolicyError when ``with_label(metadata_from=...)`` mixes two formats."""
+    if metadata_from is not None and metadata_from.format != container.format:
+        raise PolicyError(
+            f"cannot carry {metadata_from.format} metadata into a {container.format} file",
+            source=container.source,
+        )
+
+
+def icc_fits(profile: bytes | memoryview, space: bytes | None) -> bool:
+    """Whether an ICC profile's data colour space (b"RGB ", b"GRAY", b"CMYK") is ``space``."""
+    return space is not None and len(profile) >= 20 and bytes(profile[16:20]) == space

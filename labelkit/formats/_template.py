@@ -14,9 +14,13 @@ This module is a skeleton and never registers itself (it is not in ``_BUILTIN`` 
   ``exif.find_aigc`` for EXIF blobs, the format's own text fields), with a location string;
 * ``Container.essence()``: memoryview slices of the media-carrying bytes, partitioned by the
   structure alone (so labeling, which never touches them, cannot change the digest);
-* ``Container.with_label()``: the file with exactly one label (``xmp.set_aigc`` into the
-  file's own packet, or the ``xmp`` argument), every other carrier removed
-  (``xmp.strip_aigc``, ``exif.strip_aigc``), everything else copied as slices, joined once;
+* ``Container.with_label(label_json, *, xmp=None, metadata_from=None)``: the file with exactly
+  one label (``xmp.set_aigc`` into the file's own packet, or the ``xmp`` argument), every other
+  carrier removed (``xmp.strip_aigc``, ``exif.strip_aigc``), everything else copied as slices,
+  joined once. With ``metadata_from`` (the parsed original, after the pixels were re-encoded;
+  ``check_same_format`` first), write this file's essence with the *original's* metadata
+  blocks instead of this file's own, the original's packet as the base, and leave behind (with
+  a comment saying why) any block that cannot describe the new pixels;
 * and, for a real handler, a last line ``register(sys.modules[__name__])``.
 
 The example format below is "EXAMPLE": an 8-byte magic, then chunks of a 4-byte type, a
@@ -33,7 +37,7 @@ from typing import Iterator
 from .. import xmp as xmp_packet
 from ..errors import CorruptInput
 from ..limits import Limits
-from . import Carrier, check_count, check_pixels
+from . import Carrier, check_count, check_pixels, check_same_format
 
 __all__ = ["NAME", "MIME", "EXTENSIONS", "MODALITY", "accept", "parse", "ExampleFile"]
 
@@ -90,24 +94,39 @@ class ExampleFile:
             if c.type == b"DATA":
                 yield view[c.start : c.end]
 
-    def with_label(self, label_json: str, *, xmp: bytes | None = None) -> bytes:
-        """Return the file with one XMP ``META`` chunk holding the label, right after the magic."""
-        base = xmp if xmp is not None else self.xmp
+    def with_label(
+        self,
+        label_json: str,
+        *,
+        xmp: bytes | None = None,
+        metadata_from: ExampleFile | None = None,
+    ) -> bytes:
+        """Return the file with one XMP ``META`` chunk holding the label, right after the magic.
+
+        With ``metadata_from``, the original's further META chunks replace this file's own.
+        """
+        check_same_format(self, metadata_from)
+        src = metadata_from if metadata_from is not None else self
+        base = xmp if xmp is not None else src.xmp
         packet = xmp_packet.set_aigc(base, label_json, source=self.source, limits=self._limits)
         view = memoryview(self._data)
         parts: list[bytes | memoryview] = [view[: len(MAGIC)], _meta(packet)]
-        for i, c in enumerate(self._chunks):
-            if i == self._xmp_chunk:
-                continue  # the file's own packet was merged into the new one
-            if c.type == b"META":  # a further packet: keep it, minus any AIGC property
-                old = bytes(view[c.payload])
-                new = xmp_packet.strip_aigc(old, source=self.source, limits=self._limits)
-                if new is not old:
-                    parts.append(_meta(new))
-                    continue
-            parts.append(view[c.start : c.end])
+        parts += src._metadata()
+        parts += [view[c.start : c.end] for c in self._chunks if c.type != b"META"]
         parts.append(view[self._chunks[-1].end :])
         return b"".join(parts)  # the only copy of the essence
+
+    def _metadata(self) -> list[bytes | memoryview]:
+        """The META chunks as labeling writes them: the first merged, AIGC stripped from others."""
+        view = memoryview(self._data)
+        out: list[bytes | memoryview] = []
+        for i, c in enumerate(self._chunks):
+            if c.type != b"META" or i == self._xmp_chunk:
+                continue  # the file's own packet was merged into the new one
+            old = bytes(view[c.payload])
+            new = xmp_packet.strip_aigc(old, source=self.source, limits=self._limits)
+            out.append(view[c.start : c.end] if new is old else _meta(new))
+        return out
 
 
 def parse(data: bytes, source: str, limits: Limits) -> ExampleFile:

@@ -1,4 +1,10 @@
-"""GIF: block walker, AIGC carriers, labeling with an "XMP DataXMP" application extension."""
+"""GIF: block walker, AIGC carriers, labeling with an "XMP DataXMP" application extension.
+
+The essence is the logical screen (size, background, global colour table), every frame with its
+graphic control and the loop extension. Comments and other application extensions (an ICC
+profile "ICCRGBG1012" included: colour management is not essence in any format, platforms
+convert or strip it and the fingerprint/watermark cover the appearance) are metadata.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +16,7 @@ from typing import Iterator
 from .. import xmp as xmp_packet
 from ..errors import CorruptInput
 from ..limits import Limits
-from . import Carrier, check_count, check_pixels, register
+from . import Carrier, check_count, check_pixels, check_same_format, register
 
 __all__ = ["NAME", "MIME", "EXTENSIONS", "MODALITY", "accept", "parse", "GifFile"]
 
@@ -26,6 +32,8 @@ MAGIC_TRAILER = bytes([1, *range(255, -1, -1), 0])
 _LOOP_APPS = (b"NETSCAPE2.0", b"ANIMEXTS1.0")
 EXTENSION, IMAGE, TRAILER = 0x21, 0x2C, 0x3B
 _GRAPHIC_CONTROL, _PLAIN_TEXT, _APPLICATION = 0xF9, 0x01, 0xFF
+# Blocks that make the picture; the others ("xmp", "app", "comment", "ext") are metadata.
+ESSENCE_KINDS = frozenset({"image", "gce", "text", "loop"})
 
 
 def accept(prefix: bytes) -> bool:
@@ -80,30 +88,53 @@ class GifFile:
         # The version ("87a"/"89a") is left out: labeling may have to raise it to 89a.
         yield view[6 : self._head_end]
         for b in self._blocks:
-            if b.kind in ("image", "gce", "text", "loop"):
+            if b.kind in ESSENCE_KINDS:
                 yield view[b.start : b.end]
 
-    def with_label(self, label_json: str, *, xmp: bytes | None = None) -> bytes:
-        """Return the file with one XMP application extension before the first image."""
-        base = xmp if xmp is not None else self.xmp
+    def with_label(
+        self,
+        label_json: str,
+        *,
+        xmp: bytes | None = None,
+        metadata_from: GifFile | None = None,
+    ) -> bytes:
+        """Return the file with one XMP application extension before the first image.
+
+        With ``metadata_from``, this file's frames (and loop) follow the original's comments
+        and application extensions; this file's own are dropped.
+        """
+        check_same_format(self, metadata_from)
+        src = metadata_from if metadata_from is not None else self
+        base = xmp if xmp is not None else src.xmp
         packet = xmp_packet.set_aigc(base, label_json, source=self.source, limits=self._limits)
+        own = list(self._parts())
+        carried: list[bytes | memoryview] = []
+        if metadata_from is not None:
+            carried = [p for b, p in metadata_from._parts() if b.kind not in ESSENCE_KINDS]
+            own = [(b, p) for b, p in own if b.kind in ESSENCE_KINDS]
+        lead = 0
+        while lead < len(own) and own[lead][0].kind == "loop":
+            lead += 1  # the label goes after a leading loop extension, if any
         view = memoryview(self._data)
         parts: list[bytes | memoryview] = [b"GIF89a", view[6 : self._head_end]]
-        placed = False
+        parts += [p for _, p in own[:lead]]
+        parts += [XMP_APP + packet + MAGIC_TRAILER, *carried]
+        parts += [p for _, p in own[lead:]]
+        parts.append(view[self._blocks[-1].end :])  # the trailer and anything after it
+        return b"".join(p for p in parts if p is not None)
+
+    def _parts(self) -> Iterator[tuple[_Block, bytes | memoryview | None]]:
+        """Each block as labeling writes it: None for the packet merged into the label."""
+        view = memoryview(self._data)
         for i, b in enumerate(self._blocks):
-            if not placed and b.kind != "loop":  # after a leading loop extension, if any
-                parts.append(XMP_APP + packet + MAGIC_TRAILER)
-                placed = True
             if i == self._xmp_block:
-                continue  # merged into the new packet
-            if i in self._rewrite:
+                yield b, None
+            elif i in self._rewrite:
                 old = bytes(view[b.start + len(XMP_APP) : b.end - len(MAGIC_TRAILER)])
                 stripped = xmp_packet.strip_aigc(old, source=self.source, limits=self._limits)
-                parts.append(XMP_APP + stripped + MAGIC_TRAILER)
+                yield b, XMP_APP + stripped + MAGIC_TRAILER
             else:
-                parts.append(view[b.start : b.end])
-        parts.append(view[self._blocks[-1].end :])  # the trailer and anything after it
-        return b"".join(parts)
+                yield b, view[b.start : b.end]
 
 
 def _extension(data: bytes, pos: int, source: str) -> _Block:
@@ -143,6 +174,7 @@ def parse(data: bytes, source: str, limits: Limits) -> GifFile:
     width, height, packed = struct.unpack_from("<HHB", data, 6)
     check_pixels(width, height, source, limits, "logical screen")
     head_end = 13 + _color_table_size(packed)
+    canvas_w, canvas_h = width, height
     blocks: list[_Block] = []
     frames = 0
     pos, size = head_end, len(data)
@@ -157,8 +189,11 @@ def parse(data: bytes, source: str, limits: Limits) -> GifFile:
         elif introducer == IMAGE:
             if pos + 10 > size:
                 raise CorruptInput(f"truncated: image descriptor at {pos:#x}", source=source)
-            w, h, packed = struct.unpack_from("<HHB", data, pos + 5)
-            check_pixels(w, h, source, limits, f"frame at {pos:#x}")
+            x0, y0, w, h, packed = struct.unpack_from("<HHHHB", data, pos + 1)
+            # Decoders grow the canvas to hold a frame placed past its edge, and keep it grown.
+            canvas_w, canvas_h = max(canvas_w, x0 + w), max(canvas_h, y0 + h)
+            what = f"frame at {pos:#x} ({w}x{h} at {x0},{y0}) with the canvas it grows to"
+            check_pixels(canvas_w, canvas_h, source, limits, what)
             data_start = pos + 10 + _color_table_size(packed) + 1  # + LZW minimum code size
             end = _skip_sub_blocks(data, data_start, f"image data at {pos:#x}", source)
             block = _Block("image", pos, end)

@@ -1,4 +1,10 @@
-"""JPEG: marker-segment walker, AIGC carriers, labeling with an APP1 XMP segment at the head."""
+"""JPEG: marker-segment walker, AIGC carriers, labeling with an APP1 XMP segment at the head.
+
+The essence is every segment but APPn and COM, plus APP14 "Adobe": its transform flag decides
+whether the decoder converts YCbCr (or YCCK) to RGB (CMYK), so it changes the picture. Colour
+management (the APP2 ICC profile) is left out on purpose: platforms convert or strip profiles
+routinely, and the fingerprint and the watermark cover the appearance.
+"""
 
 from __future__ import annotations
 
@@ -14,7 +20,7 @@ from .. import exif
 from .. import xmp as xmp_packet
 from ..errors import CorruptInput, LimitExceeded
 from ..limits import Limits
-from . import Carrier, check_count, check_pixels, register
+from . import Carrier, check_count, check_pixels, check_same_format, icc_fits, register
 
 __all__ = ["NAME", "MIME", "EXTENSIONS", "MODALITY", "accept", "parse", "JpegFile"]
 
@@ -25,10 +31,13 @@ MODALITY = "image"
 
 XMP_ID = b"http://ns.adobe.com/xap/1.0/\x00"
 EXIF_ID = b"Exif\x00\x00"
+ICC_ID = b"ICC_PROFILE\x00"
+MPF_ID = b"MPF\x00"
+ADOBE_ID = b"Adobe"
 # The largest packet one APP1 segment holds: 16-bit length minus itself and the identifier.
 MAX_XMP = 0xFFFF - 2 - len(XMP_ID)
 
-SOI, EOI, SOS, APP0, APP1, COM = 0xD8, 0xD9, 0xDA, 0xE0, 0xE1, 0xFE
+SOI, EOI, SOS, APP0, APP1, APP2, APP14, COM = 0xD8, 0xD9, 0xDA, 0xE0, 0xE1, 0xE2, 0xEE, 0xFE
 _SOF = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}  # not DHT, JPG, DAC
 _STANDALONE = frozenset({0x01, *range(0xD0, 0xD8)})  # TEM and RSTn have no length
 # After 0xFF inside entropy-coded data, which bytes end it: all but a stuffed zero, a restart
@@ -48,6 +57,7 @@ class _Segment:
     start: int  # offset of the first 0xFF (fill bytes included, so copies are exact)
     mark: int  # offset of the 0xFF right before the marker byte
     end: int  # offset past the segment (for SOS: past its entropy-coded data)
+    adobe: bool = False  # an APP14 "Adobe" segment (colour transform: part of the picture)
 
     @property
     def payload(self) -> slice:
@@ -56,8 +66,8 @@ class _Segment:
 
     @property
     def is_essence(self) -> bool:
-        """Whether the segment carries the picture (all but APPn and COM)."""
-        return not (0xE0 <= self.marker <= 0xEF or self.marker == COM)
+        """Whether the segment carries the picture (all but APPn and COM; APP14 Adobe is)."""
+        return self.adobe or not (0xE0 <= self.marker <= 0xEF or self.marker == COM)
 
 
 def _segment(marker: int, payload: bytes) -> bytes:
@@ -101,9 +111,21 @@ class JpegFile:
             self._exact = True
         return self._segments
 
-    def with_label(self, label_json: str, *, xmp: bytes | None = None) -> bytes:
-        """Return the file with one APP1 XMP segment after SOI/APP0/Exif holding the label."""
-        base = xmp if xmp is not None else self.xmp
+    def with_label(
+        self,
+        label_json: str,
+        *,
+        xmp: bytes | None = None,
+        metadata_from: JpegFile | None = None,
+    ) -> bytes:
+        """Return the file with one APP1 XMP segment after SOI/APP0/Exif holding the label.
+
+        With ``metadata_from``, the original's APPn/COM segments (see ``_carried``) precede
+        this file's picture segments; this file's own APPn/COM are dropped.
+        """
+        check_same_format(self, metadata_from)
+        src = metadata_from if metadata_from is not None else self
+        base = xmp if xmp is not None else src.xmp
         packet = xmp_packet.set_aigc(base, label_json, source=self.source, limits=self._limits)
         if len(packet) > MAX_XMP:
             raise LimitExceeded(
@@ -112,27 +134,72 @@ class JpegFile:
                 source=self.source,
             )
         label_segment = _segment(APP1, XMP_ID + packet)
-        view = memoryview(self._data)
+        if metadata_from is None:
+            sequence = [(self, i, s) for i, s in enumerate(self._segments)]
+        else:
+            own = self._exact_segments()  # any APPn/COM between scans goes too
+            sequence = [(self, 0, own[0]), *metadata_from._carried(self)]
+            sequence += [(self, i, s) for i, s in enumerate(own) if i and s.is_essence]
         parts: list[bytes | memoryview] = []
         placed = False
-        for i, s in enumerate(self._segments):
-            if not placed and not self._is_head(s):
+        for owner, i, s in sequence:
+            if not placed and not owner._is_head(s):
                 parts.append(label_segment)
                 placed = True
-            action = self._rewrite.get(i)
-            if i == self._xmp_segment:
-                continue  # merged into the new packet
-            if action == "xmp":
-                old = bytes(view[s.payload][len(XMP_ID) :])
-                stripped = xmp_packet.strip_aigc(old, source=self.source, limits=self._limits)
-                parts.append(_segment(APP1, XMP_ID + stripped))
-            elif action == "exif":
-                blob = exif.strip_aigc(bytes(view[s.payload]), self.source, self._limits)
-                parts.append(_segment(APP1, blob))
-            else:
-                parts.append(view[s.start : s.end])
-        parts.append(view[self._segments[-1].end :])  # data after EOI stays
+            part = owner._part(i, s)
+            if part is not None:
+                parts.append(part)
+        parts.append(memoryview(self._data)[self._segments[-1].end :])  # data after EOI stays
         return b"".join(parts)
+
+    def _part(self, i: int, s: _Segment) -> bytes | memoryview | None:
+        """Segment i as labeling writes it: None for the packet merged into the label."""
+        if i == self._xmp_segment:
+            return None
+        view = memoryview(self._data)
+        action = self._rewrite.get(i)
+        if action == "xmp":
+            old = bytes(view[s.payload][len(XMP_ID) :])
+            stripped = xmp_packet.strip_aigc(old, source=self.source, limits=self._limits)
+            return _segment(APP1, XMP_ID + stripped)
+        if action == "exif":
+            blob = exif.strip_aigc(bytes(view[s.payload]), self.source, self._limits)
+            return _segment(APP1, blob)
+        return view[s.start : s.end]
+
+    def _carried(self, new: JpegFile) -> list[tuple[JpegFile, int, _Segment]]:
+        """This (original) file's APPn/COM segments before its first scan, for new pixels.
+
+        Left behind: APP14 Adobe (it belongs to the old encoding, the new one has its own),
+        MPF (its offsets point at preview images after EOI, which are not carried: they show
+        the old pixels) and an ICC profile for another colour space than the new encoding's.
+        """
+        icc_ok = icc_fits(self._icc_head(), new._colour_space())
+        out = []
+        for i, s in enumerate(self._segments):
+            if s.marker == SOS:
+                break  # metadata is read up to the first scan only, like exiftool
+            if s.is_essence:
+                continue
+            if s.marker == APP2 and self._data.startswith(MPF_ID, s.mark + 4):
+                continue
+            if s.marker == APP2 and self._data.startswith(ICC_ID, s.mark + 4) and not icc_ok:
+                continue
+            out.append((self, i, s))
+        return out
+
+    def _icc_head(self) -> bytes:
+        """The start of the ICC profile (from its first APP2 chunk), b"" if there is none."""
+        for s in self._segments:
+            if s.marker == APP2 and self._data[s.mark + 4 : s.mark + 17] == ICC_ID + b"\x01":
+                return self._data[s.mark + 18 : s.end]
+        return b""
+
+    def _colour_space(self) -> bytes | None:
+        """The ICC colour space matching the frame's component count."""
+        sof = next(s for s in self._segments if s.marker in _SOF)
+        components = self._data[sof.mark + 9] if sof.end - sof.mark > 9 else 0
+        return {1: b"GRAY", 3: b"RGB ", 4: b"CMYK"}.get(components)
 
     def _is_head(self, s: _Segment) -> bool:
         """SOI, APP0 (JFIF) and APP1 Exif stay in front of the label segment."""
@@ -213,7 +280,8 @@ def _walk(
             while data[scan_end - 1] == 0xFF and scan_end > end:
                 scan_end -= 1  # fill bytes belong to the marker that follows
             end = scan_end
-        segments.append(_Segment(marker, pos, mark, end))
+        adobe = marker == APP14 and data.startswith(ADOBE_ID, mark + 4)
+        segments.append(_Segment(marker, pos, mark, end, adobe))
         pos = end
 
 

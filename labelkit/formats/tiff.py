@@ -3,21 +3,34 @@
 Labeling appends rewritten IFDs (and the new XMP) at the end of the file and points the header
 (or the previous rewritten IFD) at them: TIFF offsets are absolute, so every other IFD, value
 and strip stays where it is and remains valid.
+
+The essence is, per IFD, the image-structure tag values and the strip/tile bytes. Colour
+management (ICC profile, tag 34675; WhitePoint, PrimaryChromaticities) is left out, like in the
+other formats: platforms convert or strip profiles routinely, and the fingerprint and the
+watermark cover the appearance.
 """
 
 from __future__ import annotations
 
 import struct
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Iterator
 
 from .. import exif
 from .. import xmp as xmp_packet
 from ..errors import CorruptInput, UnsupportedFormat
-from ..exif import Ifd, IfdEntry, read_ifd
+from ..exif import (
+    INT_FORMATS,
+    TYPE_SIZES,
+    Ifd,
+    IfdEntry,
+    read_ifd,
+    read_ints,
+    value_bytes,
+)
 from ..limits import Limits
-from . import Carrier, check_count, check_pixels, register
+from . import Carrier, check_count, check_pixels, check_same_format, icc_fits, register
 
 __all__ = ["NAME", "MIME", "EXTENSIONS", "MODALITY", "accept", "parse", "TiffFile"]
 
@@ -32,7 +45,21 @@ STRIP_OFFSETS, STRIP_COUNTS, TILE_OFFSETS, TILE_COUNTS = 273, 279, 324, 325
 # basic eight (size, bits, compression, photometric, samples, planar, predictor), the layout
 # (rows per strip, tile size), palette, extra/sample formats, JPEG tables and subsampling.
 STRUCTURE_TAGS = (256, 257, 258, 259, 262, 277, 278, 284, 317, 320, 322, 323, 338, 339, 347, 530)
-_INT_FORMATS = {1: "B", 3: "H", 4: "I", 6: "b", 8: "h", 9: "i", 13: "I"}
+# IFD0 tags that describe an encoding: with ``metadata_from`` they come from the new encoding and
+# every other IFD0 tag from the original. Beyond the structure and strip/tile tags: subfile
+# type, fill order, sample ranges, free space, SubIFDs (reduced-resolution copies of the old
+# pixels: never carried), old-style JPEG and the YCbCr conversion.
+IMAGE_TAGS = frozenset(STRUCTURE_TAGS) | {
+    254, 255, 266, 273, 279, 280, 281, 288, 289, 324, 325, 330,
+    *range(512, 522), 529, 531, 532, 32997, 32998,
+}  # fmt: skip
+TAG_ICC, GPS_IFD, INTEROP_IFD, MAKER_NOTE = 34675, 34853, 40965, 37500
+# The sub-IFDs carried with the original's metadata, by the IFD that points at them.
+_SUB_IFDS = {0: (exif.EXIF_IFD, GPS_IFD), exif.EXIF_IFD: (INTEROP_IFD,)}
+# Photometric interpretation -> the ICC colour space that fits it.
+_PHOTOMETRIC_SPACE = {0: b"GRAY", 1: b"GRAY", 2: b"RGB ", 3: b"RGB ", 5: b"CMYK", 6: b"RGB "}
+# struct code of one element of each type, for converting values between byte orders.
+_SWAP_FORMATS = {**INT_FORMATS, 5: "I", 10: "i", 11: "f", 12: "d"}
 _XMP_TYPES = (1, 7)  # XMLPacket is BYTE or UNDEFINED (XMP spec part 3); new ones get BYTE
 
 
@@ -80,9 +107,21 @@ class TiffFile:
             for offset, count in page.strips:
                 yield view[offset : offset + count]
 
-    def with_label(self, label_json: str, *, xmp: bytes | None = None) -> bytes:
-        """Return the file with tag 700 of IFD0 holding the label; other carriers gone."""
-        base = xmp if xmp is not None else self.xmp
+    def with_label(
+        self,
+        label_json: str,
+        *,
+        xmp: bytes | None = None,
+        metadata_from: TiffFile | None = None,
+    ) -> bytes:
+        """Return the file with tag 700 of IFD0 holding the label; other carriers gone.
+
+        With ``metadata_from``, IFD0 keeps this file's image tags (``IMAGE_TAGS``) and takes
+        every other tag from the original's IFD0, Exif/GPS/Interop IFDs relocated with it.
+        """
+        check_same_format(self, metadata_from)
+        src = metadata_from if metadata_from is not None else self
+        base = xmp if xmp is not None else src.xmp
         packet = xmp_packet.set_aigc(base, label_json, source=self.source, limits=self._limits)
         pages = self._pages
         last = max([0] + [i for i, p in enumerate(pages) if p.xmp_aigc or p.comment_aigc])
@@ -93,6 +132,10 @@ class TiffFile:
         for i in range(last, -1, -1):
             page = pages[i]
             entries = {e.tag: bytes(self._data[e.pos : e.pos + 12]) for e in page.ifd.entries}
+            if i == 0 and metadata_from is not None:
+                entries = {t: e for t, e in entries.items() if t in IMAGE_TAGS}
+                entries.update(metadata_from._carried(writer, self))
+                page = replace(page, comment_aigc=False)  # its Exif IFD was dropped
             new_xmp = packet if i == 0 else None
             if i and page.xmp_aigc:
                 assert page.xmp is not None
@@ -162,6 +205,64 @@ class TiffFile:
         )
 
 
+    def _carried(self, writer: _Appender, new: TiffFile) -> dict[int, bytes]:
+        """The original's IFD0 metadata entries, values and sub-IFDs appended to ``writer``."""
+        page = self._pages[0]
+        entries: dict[int, bytes] = {}
+        for e in page.ifd.entries:
+            if e.tag in IMAGE_TAGS or e.tag == TAG_XMP:
+                continue  # the new encoding's / merged into the label packet
+            if e.tag == TAG_ICC and not self._icc_fits(e, new):
+                continue  # a profile for another colour space would mis-colour the new pixels
+            blob = self._copy(e, writer, 0, page.comment_aigc)
+            if blob is not None:
+                entries[e.tag] = blob
+        return entries
+
+    def _icc_fits(self, e: IfdEntry, new: TiffFile) -> bool:
+        """Whether the original's ICC profile fits the new encoding's photometric."""
+        photometric = new._pages[0].ifd.get(262)
+        if photometric is None:
+            return False
+        code = read_ints(new._data, photometric, new._endian, new.source, "IFD0")[0]
+        profile = value_bytes(self._data, e, self.source, "IFD0")
+        return icc_fits(profile, _PHOTOMETRIC_SPACE.get(code))
+
+    def _copy(self, e: IfdEntry, writer: _Appender, level: int, drop_comment: bool) -> bytes | None:
+        """One entry for the output IFD (converted to its byte order); None to leave it out."""
+        if e.tag == MAKER_NOTE:
+            # Maker notes often hold offsets relative to the original file: moved, they would
+            # point at garbage.
+            return None
+        if level == exif.EXIF_IFD and e.tag == exif.USER_COMMENT and drop_comment:
+            return None  # the AIGC label that the new packet replaces
+        what = f"IFD{'0' if not level else f' {level:#x}'} of the original"
+        if e.tag in _SUB_IFDS.get(level, ()):
+            offset = read_ints(self._data, e, self._endian, self.source, what)[0]
+            sub = read_ifd(self._data, 0, offset, self._endian, self.source, f"tag {e.tag} IFD")
+            copies = {s.tag: self._copy(s, writer, e.tag, drop_comment) for s in sub.entries}
+            kept = {tag: blob for tag, blob in copies.items() if blob is not None}
+            if not kept:
+                return None  # an IFD may not be empty
+            place = writer.place(_ifd_bytes(kept, 0, writer.endian))
+            return struct.pack(writer.endian + "HHII", e.tag, 4, 1, place)
+        raw = value_bytes(self._data, e, self.source, what)
+        if e.inline:
+            raw = raw[: e.size]
+        if writer.endian != self._endian:
+            raw = _swap(raw, e.type, self._endian, writer.endian)
+        return writer.entry(e.tag, e.type, e.count, raw)
+
+
+def _swap(raw: bytes, typ: int, src: str, dst: str) -> bytes:
+    """Convert a value between byte orders (bytes, text and unknown types stay as they are)."""
+    fmt = _SWAP_FORMATS.get(typ)
+    if fmt is None or TYPE_SIZES[typ] == 1:
+        return raw
+    n = len(raw) // struct.calcsize(fmt)
+    return struct.pack(f"{dst}{n}{fmt}", *struct.unpack(f"{src}{n}{fmt}", raw))
+
+
 class _Appender:
     """Collects blobs appended to the file, each on a word (even) boundary."""
 
@@ -199,23 +300,11 @@ def _ifd_bytes(entries: dict[int, bytes], next_offset: int, endian: str) -> byte
 
 
 def _raw(data: bytes, entry: IfdEntry, source: str, what: str) -> bytes:
-    if entry.value_pos + entry.size > len(data):
-        raise CorruptInput(
-            f"{what} tag {entry.tag} value at {entry.value_pos:#x} runs past the end of the "
-            "file",
-            source=source,
-        )
-    return data[entry.value_pos : entry.value_pos + entry.size]
+    return value_bytes(data, entry, source, what)
 
 
 def _ints(data: bytes, entry: IfdEntry, endian: str, source: str, what: str) -> tuple[int, ...]:
-    fmt = _INT_FORMATS.get(entry.type)
-    if fmt is None:
-        raise CorruptInput(
-            f"{what} tag {entry.tag} has non-integer type {entry.type}", source=source
-        )
-    _raw(data, entry, source, what)  # bounds check
-    return struct.unpack_from(f"{endian}{entry.count}{fmt}", data, entry.value_pos)
+    return read_ints(data, entry, endian, source, what)
 
 
 def _structure(data: bytes, ifd: Ifd, endian: str, source: str, what: str) -> bytes:
@@ -226,7 +315,7 @@ def _structure(data: bytes, ifd: Ifd, endian: str, source: str, what: str) -> by
         if entry is None:
             continue
         parts.append(struct.pack(">HHI", tag, entry.type, entry.count))
-        fmt = _INT_FORMATS.get(entry.type)
+        fmt = INT_FORMATS.get(entry.type)
         if fmt is None:
             parts.append(_raw(data, entry, source, what))
         else:
@@ -266,6 +355,12 @@ def _page(
             source=source,
         )
     for n, (offset, count) in enumerate(zip(offsets, counts)):
+        if offset < 8 and count:
+            # Labeling rewrites the header (the IFD0 offset): pixels there would change.
+            raise CorruptInput(
+                f"strip/tile {n} of {what} ({count} bytes at {offset:#x}) overlaps the TIFF header",
+                source=source,
+            )
         if offset + count > len(data):
             raise CorruptInput(
                 f"strip/tile {n} of {what} ({count} bytes at {offset:#x}) runs past the end of "
@@ -282,19 +377,17 @@ def _page(
         carriers.extend(Carrier(k, where, v) for k, v in found)
         xmp_aigc = bool(found)
 
-    exif_ifd, comment_aigc = None, False
+    # The same reader as for EXIF blobs in other formats, so the two cannot disagree.
+    comment = exif.locate_user_comment(data, 0, ifd, endian, source, limits, what)
+    exif_ifd, comment_aigc = comment.exif_ifd if comment else None, False
     pointer = ifd.get(exif.EXIF_IFD)
-    if pointer is not None:
-        (offset,) = _ints(data, pointer, endian, source, what)[:1]
+    if exif_ifd is None and pointer is not None:  # an Exif IFD without a UserComment
+        offset = _ints(data, pointer, endian, source, what)[0]
         exif_ifd = read_ifd(data, 0, offset, endian, source, f"Exif IFD of {what}")
-        comment_e = exif_ifd.get(exif.USER_COMMENT)
-        if comment_e is not None:
-            raw = _raw(data, comment_e, source, f"Exif IFD of {what}")
-            text = exif.decode_user_comment(raw, endian)
-            if exif.looks_like_aigc(text):
-                where = f"Exif IFD of {what} UserComment"
-                carriers.append(Carrier("exif-usercomment", where, text))
-                comment_aigc = True
+    if comment is not None and exif.looks_like_aigc(comment.text):
+        where = f"Exif IFD of {what} UserComment"
+        carriers.append(Carrier("exif-usercomment", where, comment.text))
+        comment_aigc = True
     structure = _structure(data, ifd, endian, source, what)
     strips = tuple(zip(offsets, counts))
     return _Page(ifd, width, height, structure, strips, packet, xmp_aigc, exif_ifd, comment_aigc)

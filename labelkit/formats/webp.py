@@ -1,4 +1,11 @@
-"""WebP: RIFF chunk walker, AIGC carriers, labeling with an `XMP ` chunk (VP8X extended format)."""
+"""WebP: RIFF chunk walker, AIGC carriers, labeling with an `XMP ` chunk (VP8X extended format).
+
+The essence is the canvas size (from VP8X, or the bitstream of a simple file, so adding a VP8X
+chunk when labeling changes nothing) and the image and animation chunks (ANIM, ANMF, ALPH, VP8,
+VP8L). The VP8X flags are not: they change with the metadata. Colour management (ICCP) is left
+out on purpose: platforms convert or strip profiles routinely, and the fingerprint and the
+watermark cover the appearance.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +18,7 @@ from .. import exif
 from .. import xmp as xmp_packet
 from ..errors import CorruptInput
 from ..limits import Limits
-from . import Carrier, check_count, check_pixels, register
+from . import Carrier, check_count, check_pixels, check_same_format, icc_fits, register
 
 __all__ = ["NAME", "MIME", "EXTENSIONS", "MODALITY", "accept", "parse", "WebpFile"]
 
@@ -22,7 +29,7 @@ MODALITY = "image"
 
 # VP8X flag bits (WebP container specification).
 FLAG_ANIMATION, FLAG_XMP, FLAG_EXIF, FLAG_ALPHA, FLAG_ICC = 0x02, 0x04, 0x08, 0x10, 0x20
-# Chunks that carry the picture; VP8X is left out because its flags change with metadata.
+# Chunks that carry the picture; of VP8X only the canvas is (see ``WebpFile.essence``).
 ESSENCE_FOURCCS = frozenset({b"VP8 ", b"VP8L", b"ALPH", b"ANIM", b"ANMF"})
 # Chunks the container spec orders before XMP: a new XMP chunk goes after the last of them.
 _BEFORE_XMP = ESSENCE_FOURCCS | {b"VP8X", b"ICCP", b"EXIF"}
@@ -87,65 +94,107 @@ class WebpFile:
     _rewrite: dict[int, str] = field(default_factory=dict, repr=False)  # index -> "xmp"/"exif"
     format: str = NAME
 
-    def essence(self) -> Iterator[memoryview]:
-        """Yield header and payload of every image/animation chunk, in file order."""
+    def essence(self) -> Iterator[bytes | memoryview]:
+        """Yield the canvas size, then header and payload of every image/animation chunk."""
+        yield self._canvas()
         view = memoryview(self._data)
         for c in self._chunks:
             if c.fourcc in ESSENCE_FOURCCS:
                 yield view[c.start : c.end]
 
-    def with_label(self, label_json: str, *, xmp: bytes | None = None) -> bytes:
-        """Return the file as extended WebP with one `XMP ` chunk holding the label."""
-        base = xmp if xmp is not None else self.xmp
+    def with_label(
+        self,
+        label_json: str,
+        *,
+        xmp: bytes | None = None,
+        metadata_from: WebpFile | None = None,
+    ) -> bytes:
+        """Return the file as extended WebP with one `XMP ` chunk holding the label.
+
+        With ``metadata_from``, this file's image chunks get the original's ICCP, EXIF, XMP
+        and unknown chunks (this file's own are dropped) and VP8X flags to match.
+        """
+        check_same_format(self, metadata_from)
+        src = metadata_from if metadata_from is not None else self
+        base = xmp if xmp is not None else src.xmp
         packet = xmp_packet.set_aigc(base, label_json, source=self.source, limits=self._limits)
         label_chunk = _chunk(b"XMP ", packet)
         view = memoryview(self._data)
         chunks = self._chunks
-        if chunks[0].fourcc == b"VP8X":
+        if metadata_from is not None:
+            sequence = metadata_from._carried(self)
+        else:
+            sequence = [(self, i, c) for i, c in enumerate(chunks) if c.fourcc != b"VP8X"]
+        if metadata_from is None and chunks[0].fourcc == b"VP8X":
             vp8x = bytearray(view[chunks[0].start : chunks[0].next])
             vp8x[8] |= FLAG_XMP  # every other flag and the canvas stay as they were
         else:
-            vp8x = bytearray(self._new_vp8x())
-        parts: list[bytes | memoryview] = [bytes(vp8x)]
-        place = self._xmp_chunk
+            vp8x = bytearray(self._new_vp8x({c.fourcc for _, _, c in sequence}))
+        place = next((n for n, (o, i, _) in enumerate(sequence) if i == o._xmp_chunk), None)
         if place is None:
-            place = max(i for i, c in enumerate(chunks) if c.fourcc in _BEFORE_XMP) + 1
-        for i, c in enumerate(chunks):
-            if i == place:
+            before = [n for n, (_, _, c) in enumerate(sequence) if c.fourcc in _BEFORE_XMP]
+            place = max(before) + 1
+        parts: list[bytes | memoryview] = [bytes(vp8x)]
+        for n, (owner, i, c) in enumerate(sequence):
+            if n == place:
                 parts.append(label_chunk)
-            action = self._rewrite.get(i)
-            if c.fourcc == b"VP8X" or i == self._xmp_chunk:
-                continue  # rebuilt above / merged into the new packet
-            if action == "xmp":
-                old = bytes(view[c.payload])
-                stripped = xmp_packet.strip_aigc(old, source=self.source, limits=self._limits)
-                parts.append(_chunk(b"XMP ", stripped))
-            elif action == "exif":
-                blob = exif.strip_aigc(bytes(view[c.payload]), self.source, self._limits)
-                parts.append(_chunk(b"EXIF", blob))
-            else:
-                parts.append(view[c.start : c.next])
-                if c.next == c.end and (c.end - c.start) & 1:
-                    parts.append(b"\0")  # the last chunk lacked its padding byte
-        if place == len(chunks):
+            parts += owner._part(i, c)
+        if place == len(sequence):
             parts.append(label_chunk)
         riff_size = 4 + sum(len(p) for p in parts)
         return b"".join(
             [b"RIFF", struct.pack("<I", riff_size), b"WEBP", *parts, view[self._riff_end :]]
         )
 
-    def _new_vp8x(self) -> bytes:
-        """A VP8X chunk for a simple file: canvas from the bitstream, flags from the chunks."""
-        present = {c.fourcc for c in self._chunks}
+    def _part(self, i: int, c: _Chunk) -> list[bytes | memoryview]:
+        """Chunk i as labeling writes it (nothing for the packet merged into the label)."""
+        if i == self._xmp_chunk:
+            return []
+        view = memoryview(self._data)
+        action = self._rewrite.get(i)
+        if action == "xmp":
+            old = bytes(view[c.payload])
+            stripped = xmp_packet.strip_aigc(old, source=self.source, limits=self._limits)
+            return [_chunk(b"XMP ", stripped)]
+        if action == "exif":
+            blob = exif.strip_aigc(bytes(view[c.payload]), self.source, self._limits)
+            return [_chunk(b"EXIF", blob)]
+        if c.next == c.end and (c.end - c.start) & 1:
+            return [view[c.start : c.next], b"\0"]  # the last chunk lacked its padding byte
+        return [view[c.start : c.next]]
+
+    def _carried(self, new: WebpFile) -> list[tuple[WebpFile, int, _Chunk]]:
+        """``new``'s image chunks with this (original) file's metadata chunks, in spec order.
+
+        An ICC profile that is not for RGB (WebP pixels always are) is left behind.
+        """
+        mine = list(enumerate(self._chunks))
+        icc = [(self, i, c) for i, c in mine if c.fourcc == b"ICCP"]
+        if icc and not icc_fits(self._data[icc[0][2].payload][:20], b"RGB "):
+            icc = []
+        image = [(new, i, c) for i, c in enumerate(new._chunks) if c.fourcc in ESSENCE_FOURCCS]
+        meta = [(self, i, c) for i, c in mine if c.fourcc == b"EXIF"]
+        meta += [(self, i, c) for i, c in mine if c.fourcc == b"XMP "]
+        known = ESSENCE_FOURCCS | {b"VP8X", b"ICCP", b"EXIF", b"XMP "}
+        meta += [(self, i, c) for i, c in mine if c.fourcc not in known]
+        return icc + image + meta
+
+    def _canvas(self) -> bytes:
+        """The canvas size as VP8X stores it (width - 1, height - 1; 24 bits each)."""
+        return (self.width - 1).to_bytes(3, "little") + (self.height - 1).to_bytes(3, "little")
+
+    def _new_vp8x(self, present: set[bytes]) -> bytes:
+        """A VP8X chunk with this file's canvas and flags for the chunks that will be present."""
         flags = FLAG_XMP
+        if self._chunks[0].fourcc == b"VP8X":  # animation and alpha are this file's own
+            flags |= self._data[self._chunks[0].start + 8] & (FLAG_ANIMATION | FLAG_ALPHA)
         if self._alpha or b"ALPH" in present:
             flags |= FLAG_ALPHA
         if b"EXIF" in present:
             flags |= FLAG_EXIF
         if b"ICCP" in present:
             flags |= FLAG_ICC
-        size = (self.width - 1).to_bytes(3, "little") + (self.height - 1).to_bytes(3, "little")
-        return _chunk(b"VP8X", bytes([flags, 0, 0, 0]) + size)
+        return _chunk(b"VP8X", bytes([flags, 0, 0, 0]) + self._canvas())
 
 
 def _walk(data: bytes, source: str, limits: Limits) -> tuple[list[_Chunk], int]:
