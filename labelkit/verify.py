@@ -169,8 +169,8 @@ def read_record(
         if len(carriers) > 1:
             raise DuplicateLabel(
                 f"{len(carriers)} AIGC labels ("
-                + ", ".join(f"{c.kind} at {c.location}" for c in carriers)
-                + "); exactly one is allowed"
+                + ", ".join(f"{c.kind} at {c.location}" for c in carriers[:5])
+                + (", ..." if len(carriers) > 5 else "") + "); exactly one is allowed"
             )
         try:
             return AIGCRecord.from_json(carriers[0].text)
@@ -190,7 +190,7 @@ def _check_carriers(report: Report, container: formats.Container) -> AIGCRecord 
         report.add("label_present", "fail", "no AIGC label in any carrier of this format")
         return None
     report.add("label_present", "pass", f"{len(carriers)} AIGC carrier(s) found",
-               kinds=[c.kind for c in carriers])
+               kinds=sorted({c.kind for c in carriers[:1000]}))
     if len(carriers) > 1:
         texts = {c.text for c in carriers[:1000]}
         what = "identical copies" if len(texts) == 1 else "conflicting labels"
@@ -207,7 +207,8 @@ def _check_carriers(report: Report, container: formats.Container) -> AIGCRecord 
     if len(carriers) > MAX_CHECKED_CARRIERS:
         report.add("carriers", "warn", f"{len(carriers) - MAX_CHECKED_CARRIERS} more carriers "
                    "not checked field by field")
-        # Keep the report bounded: the unchecked carriers are listed without their text.
+        # Keep the report bounded: unchecked carriers keep a prefix of their text, and at most
+        # 1000 are listed.
         for c in report.carriers[MAX_CHECKED_CARRIERS:]:
             c["text"] = c["text"][:200]
         del report.carriers[1000:]

@@ -66,8 +66,10 @@ N_CODED = N_MSG * len(GENS)                    # 258
 P_THRESHOLD = 1e-6
 
 # default strength (levels of 8-bit luma)
-AMP_FLAT = 1.1          # amplitude (x unit-RMS tile) on flat areas
-AMP_GAIN = 0.55         # extra amplitude per level of local activity
+AMP_FLAT = 0.6          # amplitude (x unit-RMS tile) on flat areas (was 1.1: visible mottle)
+FLAT_TILT = 1.0         # flat-area tile: bin magnitude ~ radius^FLAT_TILT (energy at the top of the band)
+EDGE_GUARD = 13         # min-filter size of the activity map (was 5: 18-level delta beside a 6-px step)
+AMP_GAIN = 0.65         # extra amplitude per level of local activity
 AMP_MAX = 5.0
 RMS_MAX = 2.3           # global cap on mark RMS (PSNR >= 20log10(255/2.3) = 40.9 dB)
 
@@ -218,14 +220,17 @@ def tile_spectrum(km: KeyMaterial, payload: int) -> np.ndarray:
     return c
 
 
-def native_tile(km: KeyMaterial, payload: int, P: int) -> np.ndarray:
-    """The P x P periodic tile (unit RMS).  Cached per (payload, P): in native code this
-    is the 'precomputed tiled pattern'."""
-    key = (payload, P)
+def native_tile(km: KeyMaterial, payload: int, P: int, tilt: float = 0.0) -> np.ndarray:
+    """The P x P periodic tile (unit RMS).  Cached per (payload, P, tilt): in native code
+    this is the 'precomputed tiled pattern'.  tilt > 0 weights bin magnitudes by
+    radius^tilt: same keyed phases (the PHAT detector ignores magnitudes), energy moved
+    to the upper part of the band, where the eye and SSIM's 7x7 window see it less."""
+    key = (payload, P, tilt)
     t = km.cache.get(key)
     if t is None:
         spec = np.zeros((P, P // 2 + 1), complex)
-        spec[km.kr % P, km.kc] = tile_spectrum(km, payload)
+        wgt = np.hypot(km.kr, km.kc) ** tilt if tilt else 1.0
+        spec[km.kr % P, km.kc] = tile_spectrum(km, payload) * wgt
         t = np.fft.irfft2(spec, s=(P, P))
         t /= t.std()
         if len(km.cache) > 64:
@@ -248,18 +253,20 @@ def luma(a: np.ndarray) -> np.ndarray:
     return (0.299 * a[:, :, 0] + 0.587 * a[:, :, 1] + 0.114 * a[:, :, 2]).astype(np.float32)
 
 
-def perceptual_mask(Y: np.ndarray) -> np.ndarray:
+def perceptual_mask(Y: np.ndarray, split: bool = False):
     """Texture masking (KERNEL: two small separable blurs + sqrt).  Local activity =
     local RMS of the fine detail of luma; flat areas get AMP_FLAT, texture more.
     A mild luminance term lowers the mark in very dark areas (where 1 level is visible)."""
     hp = Y - ndimage.gaussian_filter(Y, 1.0)
     act = np.sqrt(ndimage.gaussian_filter(hp * hp, 2.0))
     # minimum over a neighbourhood: keeps the mark low next to edges on flat areas
-    act = ndimage.minimum_filter(act, 5)
+    act = ndimage.minimum_filter(act, EDGE_GUARD)
     act = ndimage.gaussian_filter(act, 2.0)
-    amp = np.clip(AMP_FLAT + AMP_GAIN * act, AMP_FLAT, AMP_MAX)
     dark = np.clip(Y / 40.0, 0.5, 1.0)
-    return (amp * dark).astype(np.float32)
+    tex = np.clip(AMP_GAIN * act, 0.0, AMP_MAX - AMP_FLAT)
+    if split:   # (flat floor, texture part), each x dark factor
+        return (AMP_FLAT * dark).astype(np.float32), (tex * dark).astype(np.float32)
+    return ((AMP_FLAT + tex) * dark).astype(np.float32)
 
 
 def scale_for(h: int, w: int) -> float:
@@ -278,16 +285,21 @@ def embed(img, secret: bytes, produce_id: str | None = None, payload: int | None
         payload = payload_from_produce_id(secret, produce_id)
     P = int(round(T * scale_for(h, w)))
     tile = native_tile(km, payload, P)
+    tile_hi = native_tile(km, payload, P, FLAT_TILT)
     f = to_float_rgb(a)
     Y = luma(f)
-    amp = perceptual_mask(Y) * strength
-    # KERNEL: tiled add  delta[y,x] = amp[y,x] * tile[y % P, x % P]
+    a_flat, a_tex = perceptual_mask(Y, split=True)
+    # KERNEL: tiled add  delta[y,x] = a_flat*tile_hi[y%P,x%P] + a_tex*tile[y%P,x%P]
     reps = (-(-h // P), -(-w // P))
-    delta = amp * np.tile(tile, reps)[:h, :w]
+    delta = (a_flat * np.tile(tile_hi, reps)[:h, :w] + a_tex * np.tile(tile, reps)[:h, :w]) * strength
     rms = float(np.sqrt(np.mean(delta * delta)))
     if rms > RMS_MAX * strength:
         delta *= RMS_MAX * strength / rms
-    out = np.clip(np.rint(f + delta[:, :, None]), 0, 255).astype(np.uint8)
+    # dithered rounding: on flat 8-bit content a sub-level delta would mostly round away;
+    # a white (non-periodic, so it draws no spectral line) dither keeps it in the mean
+    drng = np.random.default_rng(h * 100003 + w)
+    dith = drng.uniform(-0.5, 0.5, f.shape).astype(np.float32)
+    out = np.clip(np.floor(f + delta[:, :, None] + 0.5 + dith), 0, 255).astype(np.uint8)
     if a.ndim == 2:
         out = out[:, :, 0]
     elif a.shape[2] == 4:
@@ -331,16 +343,68 @@ def _residual(Y: np.ndarray) -> np.ndarray:
 
 # ---------------------------------------------------------------- lattice search
 def _whitened_spectrum(r: np.ndarray) -> np.ndarray:
-    """|FFT(r)|^2 divided by its local mean (continuous image spectrum -> ~1, the
+    """|FFT(r)|^2 divided by a robust local mean (continuous image spectrum -> ~1, the
     discrete spectral lines of the periodic tile stay >> 1).  Full (not half) plane,
-    fftshifted.  One working-size FFT: the only non-tile-size FFT of the detector."""
+    fftshifted.  One working-size FFT: the only non-tile-size FFT of the detector.
+    The local mean is clipped-and-recomputed twice: when a cropped picture holds only
+    ~3-5 periods the lines are 3-5 bins apart and a plain 15-bin mean contains many of
+    them (the lines whitened themselves away); clipping at 4x the previous estimate
+    removes the lines' own contribution (a cheap stand-in for a local median)."""
     h, w = r.shape
     R = np.fft.fft2(r)
     S = (R * R.conj()).real
     Ss = ndimage.uniform_filter(S, 15, mode="wrap") + 1e-9
+    for _ in range(2):
+        Ss = ndimage.uniform_filter(np.minimum(S, 4.0 * Ss), 15, mode="wrap") + 1e-9
     Sw = np.fft.fftshift(S / Ss)
     Sw[h // 2, w // 2] = 0
     return np.minimum(Sw, 30.0).astype(np.float32)  # cap: one strong line can't dominate
+
+
+def _autocorr_seeds(Sw: np.ndarray, n_peaks: int = 24, per_axis: int = 4):
+    """The earlier lattice finder, rewritten: peaks of the whitened autocorrelation of
+    the residual (inverse FFT of the whitened power spectrum).  The lattice of the tile
+    shows as peaks at the period vectors.  Picks the strongest local maxima near the x
+    axis and near the y axis (|angle| < 15 deg) and returns their combinations as
+    (P1, P2, theta) seeds for the line-score refinement.  Key independent."""
+    h, w = Sw.shape
+    A = np.fft.fftshift(np.fft.ifft2(np.fft.ifftshift(Sw - Sw.mean())).real)
+    cy, cx = h // 2, w // 2
+    yy, xx = np.mgrid[0:h, 0:w]
+    dy, dx = yy - cy, xx - cx
+    rad = np.hypot(dx, dy)
+    lim = 0.7 * min(h, w)
+    # short lags are dominated by the picture's own structure: every attack in the suite
+    # leaves the period >= ~0.12 of the short side, so start at 0.1 of it
+    valid = (rad >= max(30.0, 0.1 * min(h, w))) & (rad <= lim)
+    Am = np.where(valid, A, -np.inf)
+    pk = (Am == ndimage.maximum_filter(Am, 5)) & valid
+    idx = np.flatnonzero(pk)
+    if idx.size == 0:
+        return []
+    idx = idx[np.argsort(-A.ravel()[idx])][: 4 * n_peaks]
+    vx, vy = dx.ravel()[idx].astype(float), dy.ravel()[idx].astype(float)
+    # canonical sign: x-ish vectors point +x, y-ish vectors point +y
+    ang_x = np.degrees(np.arctan2(np.abs(vy), np.abs(vx)))
+    xs = [(x * np.sign(x), y * np.sign(x)) for x, y, a in zip(vx, vy, ang_x) if a < 15]
+    ys = [(x * np.sign(y), y * np.sign(y)) for x, y, a in zip(vx, vy, ang_x) if a > 75]
+    def uniq(vs):
+        out = []
+        for v in vs:
+            if not any(abs(v[0] - o[0]) < 3 and abs(v[1] - o[1]) < 3 for o in out):
+                out.append(v)
+            if len(out) >= per_axis:
+                break
+        return out
+    xs, ys = uniq(xs), uniq(ys)
+    seeds = []
+    for a in xs:
+        for b in ys:
+            P1 = math.hypot(*a)
+            P2 = math.hypot(*b)
+            th = 0.5 * (math.atan2(a[1], a[0]) + math.atan2(-b[0], b[1]))
+            seeds.append(np.array([P1, P2, th]))
+    return seeds
 
 
 def _lattice_score(Sw, pts_x, pts_y):
@@ -371,7 +435,7 @@ def _points(params, kr, kc, h, w):
     return fx * w, fy * h
 
 
-def _lattice_candidates(r: np.ndarray, km, max_cand: int = 3):
+def _lattice_candidates(r: np.ndarray, km, max_cand: int = 3, n_auto: int = 5):
     """Scale / aspect / rotation of the tile lattice by a matched search of the spectral
     lines: score(P1,P2,theta) = mean whitened power at the predicted line positions of all
     pattern bins.  Coarse grid on a max-filtered spectrum with low-frequency lines, then
@@ -415,6 +479,9 @@ def _lattice_candidates(r: np.ndarray, km, max_cand: int = 3):
         cands.append(p)
         if len(cands) >= max_cand:
             break
+    # union with the autocorrelation finder's seeds (each refined the same way; they
+    # are kept in a separate quota so the two finders cannot crowd each other out)
+    auto = _autocorr_seeds(Sw)
     out = []
 
     hi = rk >= 8   # refine on the lines least masked by the image spectrum
@@ -425,25 +492,41 @@ def _lattice_candidates(r: np.ndarray, km, max_cand: int = 3):
         s, _ = _lattice_score(Sw, qx, qy)
         return -float(s[0])
 
-    for p in cands:
+    def refine(p):
         x0 = np.array([math.log(p[0]), math.log(p[1]), p[2]])
         res = minimize(f, x0, method="Nelder-Mead",
                        options={"xatol": 1e-4, "fatol": 1e-4, "maxiter": 150,
                                 "initial_simplex": x0 + np.array(
                                     [[0, 0, 0], [0.006, 0, 0], [0, 0.006, 0], [0, 0, 0.004]])})
+        res_out = []
         for P1, P2, th, s in ((math.exp(res.x[0]), math.exp(res.x[1]), res.x[2], -res.fun),
                               (p[0], p[1], p[2], -f(x0))):
-            out.append((s, np.array([[P1 * math.cos(th), -P2 * math.sin(th)],
-                                     [P1 * math.sin(th), P2 * math.cos(th)]])))
-    out.sort(key=lambda t: -t[0])
-    bases = []
-    for s, B in out:
-        if any(np.abs(B - o).max() < 1.0 for o in bases):
-            continue
-        bases.append(B)
-        if len(bases) >= max_cand:
-            break
-    return bases, Sw
+            res_out.append((s, np.array([[P1 * math.cos(th), -P2 * math.sin(th)],
+                                         [P1 * math.sin(th), P2 * math.cos(th)]])))
+        return res_out
+
+    def pick(out, n, bases):
+        out.sort(key=lambda t: -t[0])
+        got = 0
+        for s, B in out:
+            if got >= n:
+                break
+            if any(np.abs(B - o).max() < 1.0 for o in bases):
+                continue
+            bases.append(B)
+            got += 1
+        return bases
+
+    for p in cands:
+        out += refine(p)
+    bases = pick(out, max_cand, [])
+    n_line = len(bases)
+    aout = []
+    for p in auto:
+        if 30 <= min(p[0], p[1]) and max(p[0], p[1]) <= 0.75 * min(h, w) and abs(p[2]) < 0.1:
+            aout += refine(p)[:1]
+    bases = pick(aout, n_auto, bases)
+    return bases, Sw, n_line
 
 
 def fold(r: np.ndarray, B: np.ndarray) -> np.ndarray:
@@ -508,7 +591,7 @@ def detect(img, secret: bytes, threshold: float = P_THRESHOLD, max_lattice: int 
     d = max(1, int(round(min(h, w) / WORK_SIDE)))
     Yw = _box_down(Y, d)
     r = _residual(Yw)
-    cands, _ = _lattice_candidates(r, km, max_lattice)
+    cands, _, n_line = _lattice_candidates(r, km, max_lattice)
     # nominal (un-attacked geometry) hypothesis
     Pn = T * scale_for(h, w) / d
     bases = [np.diag([Pn, Pn])] + cands
@@ -536,4 +619,5 @@ def detect(img, secret: bytes, threshold: float = P_THRESHOLD, max_lattice: int 
     present = p <= threshold
     return Detection(present, p, payload if (ok and present) else None, conf, z, n_hyp,
                      info={"basis": B * d, "flip": flip, "lattice": bi, "crc": ok,
-                           "payload_raw": payload})
+                           "payload_raw": payload,
+                           "src": "nominal" if bi == 0 else ("lines" if bi <= n_line else "autocorr")})
