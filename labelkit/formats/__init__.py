@@ -7,7 +7,7 @@ A handler module defines::
     EXTENSIONS: tuple[str, ...]    # (".png",) - used for output naming only, never to sniff
     MODALITY: str                  # "image", later "video", "audio", "text"
     def accept(prefix: bytes) -> bool          # magic-byte test on the first 64 bytes
-    def parse(data: bytes, source: str, limits: Limits) -> Container
+    def parse(data: bytes, source: str, limits: Limits) -> Container  # a ParsedFile subclass
 
 and ends with ``register(sys.modules[__name__])``. ``_template.py`` is the starting point for a
 new format. A module whose optional dependency is missing is listed by ``unavailable()`` with
@@ -29,6 +29,7 @@ from ..limits import DEFAULT_LIMITS, Limits
 __all__ = [
     "Carrier",
     "Container",
+    "ParsedFile",
     "register",
     "sniff",
     "parse",
@@ -93,6 +94,20 @@ class Container(Protocol):
         a block that decides how pixels decode (JPEG APP14 Adobe) is essence, so it is the new
         encoding's.
         """
+
+
+@dataclass
+class ParsedFile:
+    """The fields every handler's container has; each handler subclasses it with its structure."""
+
+    source: str
+    width: int
+    height: int
+    frames: int
+    carriers: list[Carrier]
+    xmp: bytes | None
+    _data: bytes = field(repr=False)
+    _limits: Limits = field(repr=False)
 
 
 @dataclass

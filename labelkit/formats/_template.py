@@ -37,7 +37,7 @@ from typing import Iterator
 from .. import xmp as xmp_packet
 from ..errors import CorruptInput
 from ..limits import Limits
-from . import Carrier, check_count, check_pixels, check_same_format
+from . import Carrier, ParsedFile, check_count, check_pixels, check_same_format
 
 __all__ = ["NAME", "MIME", "EXTENSIONS", "MODALITY", "accept", "parse", "ExampleFile"]
 
@@ -72,18 +72,10 @@ def _meta(packet: bytes) -> bytes:
 
 
 @dataclass
-class ExampleFile:
+class ExampleFile(ParsedFile):
     """A parsed EXAMPLE file (the ``Container`` a handler returns)."""
 
-    source: str
-    width: int
-    height: int
-    frames: int
-    carriers: list[Carrier]
-    xmp: bytes | None
-    _data: bytes = field(repr=False)
     _chunks: list[_Chunk] = field(repr=False)
-    _limits: Limits = field(repr=False)
     _xmp_chunk: int | None = field(default=None, repr=False)
     format: str = NAME
 
@@ -150,7 +142,7 @@ def parse(data: bytes, source: str, limits: Limits) -> ExampleFile:
     width, height = 1, 1  # a real format reads these from its header
     check_pixels(width, height, source, limits)
     carriers: list[Carrier] = []
-    container = ExampleFile(source, width, height, 1, carriers, None, data, chunks, limits)
+    container = ExampleFile(source, width, height, 1, carriers, None, data, limits, _chunks=chunks)
     for i, c in enumerate(chunks):
         if c.type == b"META":
             packet = data[c.payload]

@@ -16,7 +16,7 @@ from typing import Iterator
 from .. import xmp as xmp_packet
 from ..errors import CorruptInput
 from ..limits import Limits
-from . import Carrier, check_count, check_pixels, check_same_format, register
+from . import Carrier, ParsedFile, check_count, check_pixels, check_same_format, register
 
 __all__ = ["NAME", "MIME", "EXTENSIONS", "MODALITY", "accept", "parse", "GifFile"]
 
@@ -65,19 +65,11 @@ def _skip_sub_blocks(data: bytes, pos: int, what: str, source: str) -> int:
 
 
 @dataclass
-class GifFile:
+class GifFile(ParsedFile):
     """A parsed GIF: its blocks, carriers and what labeling needs to rewrite it."""
 
-    source: str
-    width: int
-    height: int
-    frames: int
-    carriers: list[Carrier]
-    xmp: bytes | None
-    _data: bytes = field(repr=False)
     _head_end: int = field(repr=False)  # past the logical screen descriptor and colour table
     _blocks: list[_Block] = field(repr=False)
-    _limits: Limits = field(repr=False)
     _xmp_block: int | None = field(default=None, repr=False)
     _rewrite: set[int] = field(default_factory=set, repr=False)  # further XMP with AIGC
     format: str = NAME
@@ -207,7 +199,8 @@ def parse(data: bytes, source: str, limits: Limits) -> GifFile:
         raise CorruptInput("no image in the file", source=source)
 
     carriers: list[Carrier] = []
-    gif = GifFile(source, width, height, frames, carriers, None, data, head_end, blocks, limits)
+    gif = GifFile(source, width, height, frames, carriers, None, data, limits,
+                  _head_end=head_end, _blocks=blocks)
     for i, b in enumerate(blocks):
         if b.kind != "xmp":
             continue

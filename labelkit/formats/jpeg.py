@@ -20,7 +20,7 @@ from .. import exif
 from .. import xmp as xmp_packet
 from ..errors import CorruptInput, LimitExceeded
 from ..limits import Limits
-from . import Carrier, check_count, check_pixels, check_same_format, icc_fits, register
+from . import Carrier, ParsedFile, check_count, check_pixels, check_same_format, icc_fits, register
 
 __all__ = ["NAME", "MIME", "EXTENSIONS", "MODALITY", "accept", "parse", "JpegFile"]
 
@@ -75,22 +75,14 @@ def _segment(marker: int, payload: bytes) -> bytes:
 
 
 @dataclass
-class JpegFile:
+class JpegFile(ParsedFile):
     """A parsed JPEG: its segments, carriers and what labeling needs to rewrite it."""
 
-    source: str
-    width: int
-    height: int
-    carriers: list[Carrier]
-    xmp: bytes | None
-    _data: bytes = field(repr=False)
     _segments: list[_Segment] = field(repr=False)
-    _limits: Limits = field(repr=False)
     _exact: bool = field(default=True, repr=False)  # False: scans not split yet (see _walk)
     _xmp_segment: int | None = field(default=None, repr=False)
     _rewrite: dict[int, str] = field(default_factory=dict, repr=False)  # index -> "xmp"/"exif"
     format: str = NAME
-    frames: int = 1
 
     def essence(self) -> Iterator[memoryview]:
         """Yield every segment but APPn/COM (SOS with its scan data), from its marker on."""
@@ -301,7 +293,8 @@ def parse(data: bytes, source: str, limits: Limits) -> JpegFile:
     check_pixels(width, height, source, limits)
 
     carriers: list[Carrier] = []
-    jpeg = JpegFile(source, width, height, carriers, None, data, segments, limits, exact)
+    jpeg = JpegFile(source, width, height, 1, carriers, None, data, limits, _segments=segments,
+                    _exact=exact)
     for i, s in enumerate(segments):
         if s.marker == SOS:
             break  # like exiftool, metadata is read up to the first scan only

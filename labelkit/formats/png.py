@@ -21,7 +21,7 @@ from .. import exif
 from .. import xmp as xmp_packet
 from ..errors import CorruptInput, LimitExceeded
 from ..limits import Limits
-from . import Carrier, check_count, check_pixels, check_same_format, icc_fits, register
+from . import Carrier, ParsedFile, check_count, check_pixels, check_same_format, icc_fits, register
 
 __all__ = ["NAME", "MIME", "EXTENSIONS", "MODALITY", "accept", "parse", "PngFile"]
 
@@ -163,18 +163,10 @@ def _keyword(data: bytes, c: _Chunk) -> bytes | None:
 
 
 @dataclass
-class PngFile:
+class PngFile(ParsedFile):
     """A parsed PNG: its chunks, carriers and what labeling needs to rewrite it."""
 
-    source: str
-    width: int
-    height: int
-    frames: int
-    carriers: list[Carrier]
-    xmp: bytes | None
-    _data: bytes = field(repr=False)
     _chunks: list[_Chunk] = field(repr=False)
-    _limits: Limits = field(repr=False)
     _xmp_chunk: int | None = field(default=None, repr=False)  # index of the first XMP iTXt
     # chunk index -> "xmp" (strip AIGC), "drop" (AIGC text chunk) or "exif" (strip comment)
     _rewrite: dict[int, str] = field(default_factory=dict, repr=False)
@@ -357,7 +349,7 @@ def parse(data: bytes, source: str, limits: Limits) -> PngFile:
 
     carriers: list[Carrier] = []
     packet: bytes | None = None
-    png = PngFile(source, width, height, 1, carriers, None, data, chunks, limits)
+    png = PngFile(source, width, height, 1, carriers, None, data, limits, _chunks=chunks)
     for i, c in enumerate(chunks):
         where = f"{c.type.decode()} chunk at {c.start:#x}"
         if c.type == b"acTL" and c.end - c.start >= 20:

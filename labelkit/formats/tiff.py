@@ -30,7 +30,7 @@ from ..exif import (
     value_bytes,
 )
 from ..limits import Limits
-from . import Carrier, check_count, check_pixels, check_same_format, icc_fits, register
+from . import Carrier, ParsedFile, check_count, check_pixels, check_same_format, icc_fits, register
 
 __all__ = ["NAME", "MIME", "EXTENSIONS", "MODALITY", "accept", "parse", "TiffFile"]
 
@@ -84,19 +84,11 @@ class _Page:
 
 
 @dataclass
-class TiffFile:
+class TiffFile(ParsedFile):
     """A parsed TIFF: its IFD chain, carriers and what labeling needs to rewrite it."""
 
-    source: str
-    width: int
-    height: int
-    frames: int
-    carriers: list[Carrier]
-    xmp: bytes | None
-    _data: bytes = field(repr=False)
     _endian: str = field(repr=False)
     _pages: list[_Page] = field(repr=False)
-    _limits: Limits = field(repr=False)
     format: str = NAME
 
     def essence(self) -> Iterator[bytes | memoryview]:
@@ -422,8 +414,8 @@ def parse(data: bytes, source: str, limits: Limits) -> TiffFile:
         raise CorruptInput("the file has no IFD", source=source)
     first = pages[0]
     return TiffFile(
-        source, first.width, first.height, len(pages), carriers, first.xmp, data, endian, pages,
-        limits,
+        source, first.width, first.height, len(pages), carriers, first.xmp, data, limits,
+        _endian=endian, _pages=pages,
     )
 
 

@@ -18,7 +18,7 @@ from .. import exif
 from .. import xmp as xmp_packet
 from ..errors import CorruptInput
 from ..limits import Limits
-from . import Carrier, check_count, check_pixels, check_same_format, icc_fits, register
+from . import Carrier, ParsedFile, check_count, check_pixels, check_same_format, icc_fits, register
 
 __all__ = ["NAME", "MIME", "EXTENSIONS", "MODALITY", "accept", "parse", "WebpFile"]
 
@@ -76,19 +76,11 @@ def _bitstream_info(
 
 
 @dataclass
-class WebpFile:
+class WebpFile(ParsedFile):
     """A parsed WebP: its chunks, carriers and what labeling needs to rewrite it."""
 
-    source: str
-    width: int
-    height: int
-    frames: int
-    carriers: list[Carrier]
-    xmp: bytes | None
-    _data: bytes = field(repr=False)
     _chunks: list[_Chunk] = field(repr=False)
     _riff_end: int = field(repr=False)
-    _limits: Limits = field(repr=False)
     _alpha: bool = field(default=False, repr=False)  # VP8L alpha hint, for a simple file
     _xmp_chunk: int | None = field(default=None, repr=False)
     _rewrite: dict[int, str] = field(default_factory=dict, repr=False)  # index -> "xmp"/"exif"
@@ -256,7 +248,8 @@ def parse(data: bytes, source: str, limits: Limits) -> WebpFile:
 
     carriers: list[Carrier] = []
     webp = WebpFile(
-        source, width, height, frames, carriers, None, data, chunks, riff_end, limits, alpha
+        source, width, height, frames, carriers, None, data, limits,
+        _chunks=chunks, _riff_end=riff_end, _alpha=alpha,
     )
     for i, c in enumerate(chunks):
         where = f"{c.fourcc.decode('latin-1')!r} chunk at {c.start:#x}"
