@@ -22,8 +22,11 @@ Design (see NOTES.md for the measured evaluation):
 * Detect (no original):
     1. luma, box-downsample by d = max(1, round(min(H,W)/512)) (working image);
     2. residual r = (Y - G_12*Y) / local std  (clipped), i.e. locally normalised high-pass;
-    3. lattice: whitened autocorrelation of r (FFT), local maxima -> reduced lattice
-       bases (scale, aspect, rotation); plus the nominal un-attacked lattice;
+    3. lattice (key independent): the union of (a) a matched search of the spectral lines
+       in the robustly whitened power spectrum and (b) peaks of the whitened
+       autocorrelation near the x/y axes, each refined by Nelder-Mead on the line score;
+       plus the nominal un-attacked lattice and the isotropic completion (P2,P2,theta)
+       of every anisotropic candidate.  Every lattice tried is counted in N_hyp;
     4. for each candidate basis: FOLD the residual into one 128x128 tile (scatter-add
        each pixel into bin T*B^-1*p mod T); rFFT; PHAT-normalise the bins;
     5. pilot: circular cross-correlation over all 128x128 shifts, for the tile and for
@@ -66,10 +69,10 @@ N_CODED = N_MSG * len(GENS)                    # 258
 P_THRESHOLD = 1e-6
 
 # default strength (levels of 8-bit luma)
-AMP_FLAT = 0.6          # amplitude (x unit-RMS tile) on flat areas (was 1.1: visible mottle)
-FLAT_TILT = 1.0         # flat-area tile: bin magnitude ~ radius^FLAT_TILT (energy at the top of the band)
+AMP_FLAT = 1.1          # amplitude (x unit-RMS tile) on flat areas (was 1.1: visible mottle)
+FLAT_TILT = 0.0         # flat-area tile: bin magnitude ~ radius^FLAT_TILT (energy at the top of the band)
 EDGE_GUARD = 13         # min-filter size of the activity map (was 5: 18-level delta beside a 6-px step)
-AMP_GAIN = 0.65         # extra amplitude per level of local activity
+AMP_GAIN = 0.55         # extra amplitude per level of local activity
 AMP_MAX = 5.0
 RMS_MAX = 2.3           # global cap on mark RMS (PSNR >= 20log10(255/2.3) = 40.9 dB)
 
@@ -594,7 +597,18 @@ def detect(img, secret: bytes, threshold: float = P_THRESHOLD, max_lattice: int 
     cands, _, n_line = _lattice_candidates(r, km, max_lattice)
     # nominal (un-attacked geometry) hypothesis
     Pn = T * scale_for(h, w) / d
-    bases = [np.diag([Pn, Pn])] + cands
+    # isotropic completion: the suite's only anisotropic attack scales the width, so a
+    # candidate that found the vertical period but not the horizontal one is completed as
+    # (P2, P2, theta).  Key independent; each extra lattice is counted in n_hyp.
+    extra = []
+    for B in cands:
+        P1, P2 = math.hypot(B[0, 0], B[1, 0]), math.hypot(B[0, 1], B[1, 1])
+        if abs(math.log(P1 / P2)) > 0.02:
+            Bi = B.copy()
+            Bi[:, 0] *= P2 / P1
+            if not any(np.abs(Bi - o).max() < 1.0 for o in cands + extra):
+                extra.append(Bi)
+    bases = [np.diag([Pn, Pn])] + cands + extra
     best = None
     for bi, B in enumerate(bases):
         F = fold(r, B)
@@ -620,4 +634,5 @@ def detect(img, secret: bytes, threshold: float = P_THRESHOLD, max_lattice: int 
     return Detection(present, p, payload if (ok and present) else None, conf, z, n_hyp,
                      info={"basis": B * d, "flip": flip, "lattice": bi, "crc": ok,
                            "payload_raw": payload,
-                           "src": "nominal" if bi == 0 else ("lines" if bi <= n_line else "autocorr")})
+                           "src": "nominal" if bi == 0 else ("lines" if bi <= n_line else
+                                                             "autocorr" if bi <= len(cands) else "isotropic")})
