@@ -48,7 +48,6 @@ def _resolve() -> str:
         else:
             native_used = True
         _chosen[name] = impl
-        globals()[name] = impl
     if PURE_REQUESTED or not native_used:
         return "pure"
     return "native" if not NATIVE_ERRORS else "mixed"

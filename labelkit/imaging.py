@@ -21,9 +21,10 @@ from PIL import Image, ImageSequence
 from .errors import CorruptInput, LabelkitError, LimitExceeded
 from .limits import DEFAULT_LIMITS, Limits
 
-__all__ = ["Decoded", "decode", "decode_first_frame", "encode", "fingerprint", "fingerprint_bytes", "hamming"]
+__all__ = ["FORMATS", "Decoded", "decode", "decode_first_frame", "encode", "fingerprint", "fingerprint_bytes", "hamming"]
 
 _PIL_FORMAT = {"jpeg": "JPEG", "png": "PNG", "webp": "WEBP", "gif": "GIF", "tiff": "TIFF"}
+FORMATS = tuple(_PIL_FORMAT)  # formats whose pixels labelkit can re-encode
 
 
 @dataclass

@@ -23,9 +23,6 @@ from .signing import SigningKey, load_key, sign_rc1
 
 __all__ = ["Labeler", "LabelResult"]
 
-_OUTPUT_FORMATS = ("png", "jpeg", "webp", "gif", "tiff")
-
-
 @dataclass(frozen=True)
 class LabelResult:
     """What one labeling produced: the bytes, the record written, and which layers were applied."""
@@ -176,13 +173,15 @@ class Labeler:
         produce_id: str | None,
         layers: tuple[str, ...],
     ) -> LabelResult:
-        record = AIGCRecord(
-            label="1", content_producer=self.producer, produce_id=produce_id or new_produce_id()
-        )
+        fields = {"Label": "1", "ContentProducer": self.producer,
+                  "ProduceID": produce_id or new_produce_id()}
+        rc1 = ""
         if self.key is not None:
-            digest = formats.essence_digest(container)
-            record = record.replace(reserved_code1=sign_rc1(self.key, record.as_dict(), digest, fp))
+            rc1 = sign_rc1(self.key, fields, formats.essence_digest(container), fp)
             layers = (*layers, "signature")
+        # Built (and validated) once, signature included: this is the per-item hot path.
+        record = AIGCRecord(label="1", content_producer=self.producer,
+                            produce_id=fields["ProduceID"], reserved_code1=rc1)
         # Pixels re-encoded: the original's metadata (EXIF, ICC, IPTC, comments, XMP...) is
         # carried over by the handler, around the new essence.
         data = container.with_label(record.to_json(), metadata_from=original)
@@ -210,8 +209,8 @@ class Labeler:
 def _output_format(fmt: str, source: str) -> str:
     fmt = fmt.lower().lstrip(".")
     fmt = {"jpg": "jpeg", "tif": "tiff"}.get(fmt, fmt)
-    if fmt not in _OUTPUT_FORMATS:
-        raise PolicyError(f"cannot write images as {fmt!r}; choose one of {_OUTPUT_FORMATS}",
+    if fmt not in imaging.FORMATS:
+        raise PolicyError(f"cannot write images as {fmt!r}; choose one of {imaging.FORMATS}",
                           source=source)
     return fmt
 

@@ -55,7 +55,6 @@ MAX_VALUE_LENGTH = 2048  # the standard sets none; the spec page caps each value
 # Printable ASCII without space, '"' or '\' (0x21, 0x23-0x5B, 0x5D-0x7E); a '"' is tolerated
 # because the Annex allows it escaped in the JSON text.
 _ALLOWED = frozenset(chr(c) for c in range(0x21, 0x7F) if c not in (0x5C,))
-_UNQUOTED = _ALLOWED - {'"'}
 
 # GB 32100-2015 Unified Social Credit Code.
 USCC_ALPHABET = "0123456789ABCDEFGHJKLMNPQRTUWXY"
