@@ -20,6 +20,13 @@ PURE_REQUESTED = os.environ.get("LABELKIT_PURE_PYTHON", "") == "1"
 # kernel name -> native module group that provides it
 KERNELS: dict[str, str] = {
     "blend_mask": "blend",
+    "luma_down": "watermark",
+    "box_blur": "watermark",
+    "extreme_filter": "watermark",
+    "embed_tile": "watermark",
+    "fold_tile": "watermark",
+    "lattice_scores": "watermark",
+    "viterbi_decode": "watermark",
 }
 
 NATIVE_ERRORS: dict[str, str] = {}

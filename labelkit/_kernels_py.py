@@ -4,7 +4,16 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__: list[str] = ["blend_mask"]
+__all__: list[str] = [
+    "blend_mask",
+    "luma_down",
+    "box_blur",
+    "extreme_filter",
+    "embed_tile",
+    "fold_tile",
+    "lattice_scores",
+    "viterbi_decode",
+]
 
 
 def _require(array: np.ndarray, name: str, ndim: int, writeable: bool = False) -> None:
@@ -42,3 +51,214 @@ def blend_mask(
     t = region * (255 - a) + color.astype(np.uint16) * a + 128
     # round(t / 255) without a division, exact in this range (as in the native kernel)
     region[...] = (t + (t >> 8)) >> 8
+
+
+# ---------------------------------------------------------------------------- watermark kernels
+# Float kernels agree with the native ones to rounding (sums are taken in another order);
+# embed_tile is bit-identical given the same inputs.
+
+
+def _require_f32(array: np.ndarray, name: str, ndim: int) -> None:
+    if not isinstance(array, np.ndarray):
+        raise TypeError(f"{name} must be a numpy array, not {type(array).__name__}")
+    if array.dtype != np.float32 or array.ndim != ndim or not array.flags.c_contiguous:
+        raise ValueError(f"{name} must be a C-contiguous {ndim}-d float32 array")
+
+
+def luma_down(image: np.ndarray, d: int) -> np.ndarray:
+    """BT.601 luma of an (H, W, C) uint8 image, box-averaged over d x d blocks (float32)."""
+    _require(image, "image", 3)
+    d = int(d)
+    if d < 1:
+        raise ValueError("d must be >= 1")
+    h, w, c = image.shape
+    hd, wd = h // d, w // d
+    px = image[: hd * d, : wd * d].astype(np.float32)
+    if c >= 3:
+        y = (np.float32(0.299) * px[:, :, 0] + np.float32(0.587) * px[:, :, 1]) + np.float32(
+            0.114
+        ) * px[:, :, 2]
+    else:
+        y = px[:, :, 0]
+    if d == 1:
+        return np.ascontiguousarray(y, dtype=np.float32)
+    blocks = y.reshape(hd, d, wd, d).astype(np.float64).sum(axis=(1, 3))
+    return (blocks / (d * d)).astype(np.float32)
+
+
+def box_blur(image: np.ndarray, radius: int) -> np.ndarray:
+    """Mean over a (2r+1) x (2r+1) box, edges clamped (float32 in and out)."""
+    _require_f32(image, "image", 2)
+    r = int(radius)
+    if r < 0:
+        raise ValueError("radius must be >= 0")
+    if r == 0:
+        return image.copy()
+    out = image.astype(np.float64)
+    for axis in (1, 0):
+        n = out.shape[axis]
+        idx = np.clip(np.arange(-r - 1, n + r), 0, n - 1)
+        padded = np.take(out, idx, axis=axis)
+        c = np.cumsum(padded, axis=axis)
+        hi = np.take(c, np.arange(2 * r + 1, n + 2 * r + 1), axis=axis)
+        lo = np.take(c, np.arange(0, n), axis=axis)
+        out = (hi - lo) / (2 * r + 1)
+    return out.astype(np.float32)
+
+
+def extreme_filter(image: np.ndarray, size: int, take_max: bool) -> np.ndarray:
+    """Minimum (or maximum) over a size x size box centred on each pixel, edges clamped."""
+    _require_f32(image, "image", 2)
+    size = int(size)
+    if size < 1:
+        raise ValueError("size must be >= 1")
+    lo, hi = (size - 1) // 2, size // 2
+    op = np.maximum if take_max else np.minimum
+    out = image
+    for axis in (1, 0):
+        n = out.shape[axis]
+        acc = None
+        for k in range(-lo, hi + 1):
+            v = np.take(out, np.clip(np.arange(n) + k, 0, n - 1), axis=axis)
+            acc = v if acc is None else op(acc, v)
+        out = acc
+    return np.ascontiguousarray(out, dtype=np.float32)
+
+
+def _dither(h: int, w: int, c: int, seed: int) -> np.ndarray:
+    # A stateless integer hash (murmur3's finaliser) of (x, y, channel, seed): white, so it
+    # draws no spectral line, and cheap to reproduce exactly in C.
+    y = np.arange(h, dtype=np.uint32)[:, None, None]
+    x = np.arange(w, dtype=np.uint32)[None, :, None]
+    ch = np.arange(c, dtype=np.uint32)[None, None, :]
+    with np.errstate(over="ignore"):
+        v = x * np.uint32(0x9E3779B1) + y * np.uint32(0x85EBCA77)
+        v = v + ch * np.uint32(0xC2B2AE3D) + np.uint32(seed & 0xFFFFFFFF)
+        v ^= v >> np.uint32(16)
+        v *= np.uint32(0x85EBCA6B)
+        v ^= v >> np.uint32(13)
+        v *= np.uint32(0xC2B2AE35)
+        v ^= v >> np.uint32(16)
+    return (v >> np.uint32(8)).astype(np.float32) * np.float32(2.0**-24) - np.float32(0.5)
+
+
+def embed_tile(
+    image: np.ndarray, tile: np.ndarray, mask: np.ndarray, m: int, gain: float,
+    channels: int, seed: int,
+) -> None:
+    """Add gain * mask[y//m, x//m] * tile[y%P, x%P] to the first ``channels`` channels, in place,
+    with dithered rounding: floor(v + d + 0.5 + u), u uniform in [-0.5, 0.5)."""
+    _require(image, "image", 3, writeable=True)
+    _require_f32(tile, "tile", 2)
+    _require_f32(mask, "mask", 2)
+    h, w, c = image.shape
+    m = int(m)
+    if m < 1 or mask.shape[0] * m < h or mask.shape[1] * m < w:
+        raise ValueError("mask does not cover the image")
+    if not 1 <= channels <= c:
+        raise ValueError("channels out of range")
+    p_h, p_w = tile.shape
+    mk = mask[np.arange(h) // m][:, np.arange(w) // m]
+    tl = tile[np.arange(h) % p_h][:, np.arange(w) % p_w]
+    delta = (np.float32(gain) * mk) * tl
+    u = _dither(h, w, channels, seed)
+    v = (image[:, :, :channels].astype(np.float32) + delta[:, :, None]) + np.float32(0.5)
+    v = np.floor(v + u)
+    image[:, :, :channels] = np.clip(v, 0, 255).astype(np.uint8)
+
+
+def fold_tile(residual: np.ndarray, binv: np.ndarray, t: int) -> tuple[np.ndarray, np.ndarray]:
+    """Fold pixels into a t x t tile: pixel (x, y) adds to bin round(binv @ (x, y)) mod t.
+
+    Returns (sums float64 (t, t), counts int64 (t, t)); binv already includes the factor t."""
+    _require_f32(residual, "residual", 2)
+    h, w = residual.shape
+    b = np.asarray(binv, dtype=np.float64).reshape(2, 2)
+    ys, xs = np.mgrid[0:h, 0:w]
+    u = b[0, 0] * xs + b[0, 1] * ys
+    v = b[1, 0] * xs + b[1, 1] * ys
+    iu = np.floor(u + 0.5).astype(np.int64) % t
+    iv = np.floor(v + 0.5).astype(np.int64) % t
+    idx = (iv * t + iu).ravel()
+    sums = np.bincount(idx, weights=residual.ravel().astype(np.float64), minlength=t * t)
+    counts = np.bincount(idx, minlength=t * t)
+    return sums.reshape(t, t), counts.reshape(t, t).astype(np.int64)
+
+
+def lattice_scores(
+    spectrum: np.ndarray, params: np.ndarray, kr: np.ndarray, kc: np.ndarray, bilinear: bool
+) -> np.ndarray:
+    """Mean of a half-plane power map at the spectral lines of each lattice (P1, P2, theta).
+
+    ``spectrum`` is (h, w//2+1) from rfft2 of an (h, w) picture, with ``w`` = 2*(cols-1) assumed;
+    each line (kr, kc) maps to (fx, fy) cycles per picture, folded into the half plane by
+    conjugate symmetry. Lines outside the picture's band count as missing; a lattice with fewer
+    than 80% of its lines present scores 0."""
+    _require_f32(spectrum, "spectrum", 2)
+    h, wh = spectrum.shape
+    w = 2 * (wh - 1)
+    params = np.asarray(params, dtype=np.float64).reshape(-1, 3)
+    kr = np.asarray(kr, dtype=np.float64)[None, :]
+    kc = np.asarray(kc, dtype=np.float64)[None, :]
+    p1, p2, th = params[:, 0:1], params[:, 1:2], params[:, 2:3]
+    c, s = np.cos(th), np.sin(th)
+    fx = (kc * c / p1 - kr * s / p2) * w
+    fy = (kc * s / p1 + kr * c / p2) * h
+    neg = fx < 0
+    fx = np.where(neg, -fx, fx)
+    fy = np.where(neg, -fy, fy)
+    y = np.where(fy < 0, fy + h, fy)
+    inside = (fx <= wh - 1 - 1e-9) & (np.abs(fy) <= h / 2 - 1)
+    if bilinear:
+        x0 = np.floor(np.where(inside, fx, 0)).astype(np.int64)
+        y0f = np.floor(np.where(inside, y, 0))
+        ax = np.where(inside, fx, 0) - x0
+        ay = np.where(inside, y, 0) - y0f
+        y0 = y0f.astype(np.int64) % h
+        y1 = (y0 + 1) % h
+        x1 = np.minimum(x0 + 1, wh - 1)
+        sp = spectrum.astype(np.float64)
+        val = (sp[y0, x0] * (1 - ax) * (1 - ay) + sp[y0, x1] * ax * (1 - ay)
+               + sp[y1, x0] * (1 - ax) * ay + sp[y1, x1] * ax * ay)
+    else:
+        xi = np.floor(np.where(inside, fx, 0) + 0.5).astype(np.int64)
+        yi = np.floor(np.where(inside, y, 0) + 0.5).astype(np.int64) % h
+        val = spectrum[yi, xi].astype(np.float64)
+    val = np.where(inside, val, 0.0)
+    n = inside.sum(axis=1)
+    total = val.sum(axis=1)
+    ok = n >= 0.8 * kr.shape[1]
+    return np.where(ok, total / np.maximum(n, 1), 0.0)
+
+
+def viterbi_decode(soft: np.ndarray, outputs: np.ndarray) -> np.ndarray:
+    """Soft-decision Viterbi for a rate-1/n, 64-state convolutional code, tail-terminated.
+
+    ``soft`` (n_steps * n,) float64: > 0 favours coded bit 1. ``outputs`` (64, 2, n) int8: the
+    coded bits emitted from each (state, input). Returns the decoded input bits (uint8)."""
+    soft = np.asarray(soft, dtype=np.float64)
+    outputs = np.asarray(outputs, dtype=np.int8)
+    n_states, _, rate = outputs.shape
+    y = soft.reshape(-1, rate)
+    steps = y.shape[0]
+    sign = 2.0 * outputs - 1.0
+    metric = np.full(n_states, -np.inf)
+    metric[0] = 0.0
+    choice = np.zeros((steps, n_states), dtype=np.uint8)  # which predecessor won
+    states = np.arange(n_states)
+    # state s = last 6 inputs (newest in bit 0); from s with input b -> ((s << 1) | b) & 63.
+    # Predecessors of d: s0 = d >> 1 and s1 = (d >> 1) | 32, both with input b = d & 1.
+    pred0, pred1, bit = states >> 1, (states >> 1) | (n_states >> 1), states & 1
+    for t in range(steps):
+        branch = sign @ y[t]                            # (state, input)
+        c0 = metric[pred0] + branch[pred0, bit]
+        c1 = metric[pred1] + branch[pred1, bit]
+        pick1 = c1 > c0
+        choice[t] = pick1
+        metric = np.where(pick1, c1, c0)
+    bits = np.zeros(steps, dtype=np.uint8)
+    s = 0
+    for t in range(steps - 1, -1, -1):
+        bits[t] = s & 1
+        s = (s >> 1) | (int(choice[t, s]) * (n_states >> 1))
+    return bits

@@ -1,0 +1,185 @@
+"""Find the tile lattice of a watermarked picture without the original (key independent).
+
+A periodic tile draws discrete spectral lines; after cropping, rescaling, rotation, aspect
+change or flip they move together as one lattice (P1, P2, theta). Two finders propose lattices:
+a matched search of the lines in the whitened power spectrum, and the peaks of the whitened
+autocorrelation near the axes. Both only look at the band's shape, not at keyed phases, so the
+detector then tests each proposal with the keyed pilot and counts every one in the p-value.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .._impl import kernel
+
+__all__ = ["whitened_spectrum", "find_lattices"]
+
+MIN_PERIOD = 30.0  # working pixels: no attack in the suite leaves the tile smaller than this
+
+
+def whitened_spectrum(residual: np.ndarray) -> np.ndarray:
+    """|rfft2(residual)|^2 over a robust local mean: ~1 for image content, >> 1 on the lines.
+
+    The local mean is recomputed twice with the spectrum clipped at 4x the previous estimate,
+    so that lines 3-5 bins apart (a cropped picture holds few periods) do not whiten
+    themselves away. Capped at 30 so that one strong line cannot dominate a score."""
+    blur = kernel("box_blur")
+    spec = np.fft.rfft2(residual)
+    power = (spec.real**2 + spec.imag**2).astype(np.float32)
+    local = blur(power, 7) + np.float32(1e-9)
+    for _ in range(2):
+        local = blur(np.minimum(power, 4.0 * local), 7) + np.float32(1e-9)
+    white = power / local
+    white[0, 0] = 0.0
+    return np.minimum(white, 30.0).astype(np.float32)
+
+
+def _autocorr_seeds(white: np.ndarray, shape: tuple[int, int], per_axis: int = 4) -> list:
+    """(P1, P2, theta) seeds from the strongest autocorrelation peaks near the x and y axes."""
+    h, w = shape
+    corr = np.fft.fftshift(np.fft.irfft2(white - white.mean(), s=(h, w))).astype(np.float32)
+    cy, cx = h // 2, w // 2
+    dy, dx = np.mgrid[-cy : h - cy, -cx : w - cx]
+    radius = np.hypot(dx, dy)
+    # short lags belong to the picture's own structure; every attack in the suite leaves the
+    # period at >= ~0.12 of the short side
+    valid = (radius >= max(MIN_PERIOD, 0.1 * min(h, w))) & (radius <= 0.7 * min(h, w))
+    masked = np.where(valid, corr, np.float32(-np.inf)).astype(np.float32)
+    peaks = (masked == kernel("extreme_filter")(masked, 5, True)) & valid
+    idx = np.flatnonzero(peaks)
+    if idx.size == 0:
+        return []
+    idx = idx[np.argsort(-corr.ravel()[idx])][:96]
+    vx, vy = dx.ravel()[idx].astype(float), dy.ravel()[idx].astype(float)
+    angle = np.degrees(np.arctan2(np.abs(vy), np.abs(vx)))
+    near_x = [(x * np.sign(x), y * np.sign(x)) for x, y, a in zip(vx, vy, angle) if a < 15]
+    near_y = [(x * np.sign(y), y * np.sign(y)) for x, y, a in zip(vx, vy, angle) if a > 75]
+
+    def distinct(vectors):
+        out = []
+        for v in vectors:
+            if not any(abs(v[0] - o[0]) < 3 and abs(v[1] - o[1]) < 3 for o in out):
+                out.append(v)
+            if len(out) >= per_axis:
+                break
+        return out
+
+    seeds = []
+    for a in distinct(near_x):
+        for b in distinct(near_y):
+            theta = 0.5 * (math.atan2(a[1], a[0]) + math.atan2(-b[0], b[1]))
+            seeds.append(np.array([math.hypot(*a), math.hypot(*b), theta]))
+    return seeds
+
+
+def _nelder_mead(f, x0: np.ndarray, step: np.ndarray, iters: int = 150, tol: float = 1e-4):
+    """Minimise f from x0 (a small dependency-free Nelder-Mead)."""
+    n = x0.size
+    simplex = [x0] + [x0 + np.eye(n)[i] * step[i] for i in range(n)]
+    values = [f(x) for x in simplex]
+    for _ in range(iters):
+        order = np.argsort(values)
+        simplex = [simplex[i] for i in order]
+        values = [values[i] for i in order]
+        if abs(values[-1] - values[0]) < tol and np.abs(simplex[-1] - simplex[0]).max() < tol:
+            break
+        centroid = np.mean(simplex[:-1], axis=0)
+        reflected = centroid + (centroid - simplex[-1])
+        fr = f(reflected)
+        if fr < values[0]:
+            expanded = centroid + 2.0 * (centroid - simplex[-1])
+            fe = f(expanded)
+            simplex[-1], values[-1] = (expanded, fe) if fe < fr else (reflected, fr)
+        elif fr < values[-2]:
+            simplex[-1], values[-1] = reflected, fr
+        else:
+            contracted = centroid + 0.5 * (simplex[-1] - centroid)
+            fc = f(contracted)
+            if fc < values[-1]:
+                simplex[-1], values[-1] = contracted, fc
+            else:
+                best = simplex[0]
+                simplex = [best] + [best + 0.5 * (x - best) for x in simplex[1:]]
+                values = [values[0]] + [f(x) for x in simplex[1:]]
+    i = int(np.argmin(values))
+    return simplex[i], values[i]
+
+
+def _basis(p1: float, p2: float, theta: float) -> np.ndarray:
+    c, s = math.cos(theta), math.sin(theta)
+    return np.array([[p1 * c, -p2 * s], [p1 * s, p2 * c]])
+
+
+def find_lattices(
+    residual: np.ndarray, kr: np.ndarray, kc: np.ndarray, n_lines: int = 3, n_auto: int = 5
+) -> list[np.ndarray]:
+    """Candidate tile bases (2x2, columns = period vectors in working pixels), best first."""
+    h, w = residual.shape
+    scores = kernel("lattice_scores")
+    white = whitened_spectrum(residual)
+    peak = kernel("extreme_filter")(white, 3, True)
+    kr = kr.astype(np.float64)
+    kc = kc.astype(np.float64)
+    radius = np.hypot(kr, kc)
+    # coarse stage on a subset of the higher lines (13-22 bins): sub-multiples P/2, P/3 of the
+    # true period push these out of the band, and low lines are masked by the image spectrum
+    ring = np.flatnonzero((radius >= 13) & (radius <= 22))
+    ring = ring[:: max(1, ring.size // 160)]
+    top_period = max(40.0, 0.6 * min(h, w))
+    periods = np.exp(np.arange(math.log(36.0), math.log(top_period), 0.008))
+    thetas = np.deg2rad(np.arange(-3.0, 3.01, 0.4))
+    aspects = np.array([0.8, 0.9, 1.0, 1.12, 1.25])
+    grid = np.stack(np.meshgrid(periods, aspects, thetas, indexing="ij"), -1).reshape(-1, 3)
+    params = np.stack([grid[:, 0] * grid[:, 1], grid[:, 0], grid[:, 2]], -1)
+    coarse = scores(peak, params, kr[ring], kc[ring], False)
+    top = np.argsort(-coarse)[:60]
+    fine = scores(peak, params[top], kr, kc, True)
+    proposals: list[np.ndarray] = []
+    for i in top[np.argsort(-fine)]:
+        p = params[i]
+        if any(abs(math.log(p[0] / q[0])) < 0.03 and abs(math.log(p[1] / q[1])) < 0.03
+               and abs(p[2] - q[2]) < 0.02 for q in proposals):
+            continue
+        proposals.append(p)
+        if len(proposals) >= n_lines:
+            break
+
+    high = radius >= 8  # refine on the lines least masked by the image spectrum
+    kr_hi, kc_hi = kr[high], kc[high]
+
+    def cost(x):
+        p = np.array([[math.exp(x[0]), math.exp(x[1]), x[2]]])
+        return -float(scores(white, p, kr_hi, kc_hi, True)[0])
+
+    def refine(p, keep_start: bool):
+        x0 = np.array([math.log(p[0]), math.log(p[1]), p[2]])
+        x, v = _nelder_mead(cost, x0, np.array([0.006, 0.006, 0.004]))
+        out = [(-v, _basis(math.exp(x[0]), math.exp(x[1]), x[2]))]
+        if keep_start:
+            out.append((-cost(x0), _basis(*p)))
+        return out
+
+    def pick(found, n, bases):
+        found.sort(key=lambda t: -t[0])
+        added = 0
+        for _, b in found:
+            if added >= n:
+                break
+            if any(np.abs(b - o).max() < 1.0 for o in bases):
+                continue
+            bases.append(b)
+            added += 1
+        return bases
+
+    found = []
+    for p in proposals:
+        found += refine(p, keep_start=True)
+    bases = pick(found, n_lines, [])
+    found = []
+    for p in _autocorr_seeds(white, (h, w)):
+        if MIN_PERIOD <= min(p[0], p[1]) and max(p[0], p[1]) <= 0.75 * min(h, w) and abs(p[2]) < 0.1:
+            found += refine(p, keep_start=False)
+    return pick(found, n_auto, bases)
