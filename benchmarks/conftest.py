@@ -2,7 +2,10 @@
 
 Each benchmark calls ``record(group, name, benchmark, nbytes=..., baseline=...)`` after running;
 the table compares every entry of a group with the group's baseline (the peer named in the
-issue, measured in the same run) and prints files/s, MB/s and the ratio.
+issue, measured in the same run) and prints files/s, MB/s and the ratio. Two optional extras:
+``pixels=`` adds a ns-per-pixel column (linearity in image size shows as a flat column), and
+``subject=True`` marks the entry a group is about (labelkit among its peers): the table then
+adds one line per other entry of the group with the time ratio subject / that entry.
 """
 
 from __future__ import annotations
@@ -29,17 +32,20 @@ class Entry:
     nbytes: int
     baseline: bool
     target: str
+    pixels: int = 0
+    subject: bool = False
 
 
 _entries: list[Entry] = []
 
 
 def record(group: str, name: str, benchmark, *, nbytes: int = 0, baseline: bool = False,
-           target: str = "") -> None:
+           target: str = "", pixels: int = 0, subject: bool = False) -> None:
     """Remember a finished benchmark's median for the end-of-run table."""
     if benchmark.stats is None:  # --benchmark-disable
         return
-    _entries.append(Entry(group, name, benchmark.stats.stats.median, nbytes, baseline, target))
+    _entries.append(Entry(group, name, benchmark.stats.stats.median, nbytes, baseline, target,
+                          pixels, subject))
 
 
 def pytest_terminal_summary(terminalreporter):
@@ -59,8 +65,15 @@ def pytest_terminal_summary(terminalreporter):
             ratio = f"  {base.median / e.median:6.2f}x baseline speed" if base and e is not base else ""
             mark = " (baseline)" if e.baseline else ""
             tgt = f"  target: {e.target}" if e.target else ""
+            nspx = f" {e.median * 1e9 / e.pixels:8.2f} ns/px" if e.pixels else ""
             tr.write_line(f"  {e.name:<44} {e.median * 1e3:9.3f} ms {per_s:9.1f}/s {mbs}"
-                          f"{ratio}{mark}{tgt}")
+                          f"{nspx}{ratio}{mark}{tgt}")
+        subject = next((e for e in entries if e.subject), None)
+        others = [e for e in entries if e is not subject] if subject else []
+        for e in others:
+            ratio = subject.median / e.median
+            speed = f"{1 / ratio:.2f}x faster" if ratio < 1 else f"{ratio:.2f}x slower"
+            tr.write_line(f"    {subject.name} / {e.name}: time ratio {ratio:.4g} ({speed})")
 
 
 def photo_1080p(name: str = "astronaut.png") -> np.ndarray:
