@@ -73,17 +73,14 @@ def luma_down(image: np.ndarray, d: int) -> np.ndarray:
         raise ValueError("d must be >= 1")
     h, w, c = image.shape
     hd, wd = h // d, w // d
-    px = image[: hd * d, : wd * d].astype(np.float32)
+    sums = image[: hd * d, : wd * d, : 3 if c >= 3 else 1].reshape(hd, d, wd, d, -1)
+    sums = sums.sum(axis=(1, 3), dtype=np.int64).astype(np.float64)
+    norm = 1.0 / (d * d)
     if c >= 3:
-        y = (np.float32(0.299) * px[:, :, 0] + np.float32(0.587) * px[:, :, 1]) + np.float32(
-            0.114
-        ) * px[:, :, 2]
+        luma = (0.299 * sums[..., 0] + 0.587 * sums[..., 1] + 0.114 * sums[..., 2]) * norm
     else:
-        y = px[:, :, 0]
-    if d == 1:
-        return np.ascontiguousarray(y, dtype=np.float32)
-    blocks = y.reshape(hd, d, wd, d).astype(np.float64).sum(axis=(1, 3))
-    return (blocks / (d * d)).astype(np.float32)
+        luma = sums[..., 0] * norm
+    return np.ascontiguousarray(luma, dtype=np.float32)
 
 
 def box_blur(image: np.ndarray, radius: int) -> np.ndarray:
@@ -125,29 +122,13 @@ def extreme_filter(image: np.ndarray, size: int, take_max: bool) -> np.ndarray:
     return np.ascontiguousarray(out, dtype=np.float32)
 
 
-def _dither(h: int, w: int, c: int, seed: int) -> np.ndarray:
-    # A stateless integer hash (murmur3's finaliser) of (x, y, channel, seed): white, so it
-    # draws no spectral line, and cheap to reproduce exactly in C.
-    y = np.arange(h, dtype=np.uint32)[:, None, None]
-    x = np.arange(w, dtype=np.uint32)[None, :, None]
-    ch = np.arange(c, dtype=np.uint32)[None, None, :]
-    with np.errstate(over="ignore"):
-        v = x * np.uint32(0x9E3779B1) + y * np.uint32(0x85EBCA77)
-        v = v + ch * np.uint32(0xC2B2AE3D) + np.uint32(seed & 0xFFFFFFFF)
-        v ^= v >> np.uint32(16)
-        v *= np.uint32(0x85EBCA6B)
-        v ^= v >> np.uint32(13)
-        v *= np.uint32(0xC2B2AE35)
-        v ^= v >> np.uint32(16)
-    return (v >> np.uint32(8)).astype(np.float32) * np.float32(2.0**-24) - np.float32(0.5)
-
-
 def embed_tile(
     image: np.ndarray, tile: np.ndarray, mask: np.ndarray, m: int, gain: float,
-    channels: int, seed: int,
+    dither: np.ndarray, offsets: np.ndarray,
 ) -> None:
-    """Add gain * mask[y//m, x//m] * tile[y%P, x%P] to the first ``channels`` channels, in place,
-    with dithered rounding: floor(v + d + 0.5 + u), u uniform in [-0.5, 0.5)."""
+    """Add gain * mask[y//m, x//m] * tile[y%P, x%P] to every channel of an (H, W, 1|3) image,
+    in place, rounding with a dither: row y uses dither[offsets[y] : offsets[y] + W*C], in
+    1/256 of a level (the twin does the same fixed-point arithmetic)."""
     _require(image, "image", 3, writeable=True)
     _require_f32(tile, "tile", 2)
     _require_f32(mask, "mask", 2)
@@ -155,30 +136,40 @@ def embed_tile(
     m = int(m)
     if m < 1 or mask.shape[0] * m < h or mask.shape[1] * m < w:
         raise ValueError("mask does not cover the image")
-    if not 1 <= channels <= c:
-        raise ValueError("channels out of range")
+    if c not in (1, 3):
+        raise ValueError("the image must have 1 or 3 channels")
     p_h, p_w = tile.shape
+    if p_h < 1 or p_w < 1:
+        raise ValueError("empty tile")
+    offsets = np.asarray(offsets, dtype=np.int32)
+    if offsets.shape[0] < h:
+        raise ValueError("one dither offset per row")
+    if (offsets[:h] < 0).any() or (offsets[:h] + w * c > dither.shape[0]).any():
+        raise ValueError("dither offset out of range")
     mk = mask[np.arange(h) // m][:, np.arange(w) // m]
     tl = tile[np.arange(h) % p_h][:, np.arange(w) % p_w]
-    delta = (np.float32(gain) * mk) * tl
-    u = _dither(h, w, channels, seed)
-    v = (image[:, :, :channels].astype(np.float32) + delta[:, :, None]) + np.float32(0.5)
-    v = np.floor(v + u)
-    image[:, :, :channels] = np.clip(v, 0, 255).astype(np.uint8)
+    x = ((np.float32(gain) * mk) * tl) * np.float32(256.0) + np.float32(1048576.5)
+    d = x.astype(np.int32) - 1048448
+    rows = offsets[:h, None] + np.arange(w * c)[None, :]
+    du = np.asarray(dither, dtype=np.int32)[rows].reshape(h, w, c)
+    q = ((image.astype(np.int32) << 8) + d[:, :, None] + du) >> 8
+    image[...] = np.clip(q, 0, 255).astype(np.uint8)
 
 
 def fold_tile(residual: np.ndarray, binv: np.ndarray, t: int) -> tuple[np.ndarray, np.ndarray]:
-    """Fold pixels into a t x t tile: pixel (x, y) adds to bin round(binv @ (x, y)) mod t.
-
-    Returns (sums float64 (t, t), counts int64 (t, t)); binv already includes the factor t."""
+    """Fold pixels into a t x t tile (t a power of two): pixel (x, y) adds to bin
+    round(binv @ (x, y)) mod t. Returns (sums float64 (t, t), counts int64 (t, t))."""
     _require_f32(residual, "residual", 2)
+    t = int(t)
+    if t < 1 or t & (t - 1):
+        raise ValueError("t must be a power of two")
     h, w = residual.shape
     b = np.asarray(binv, dtype=np.float64).reshape(2, 2)
-    ys, xs = np.mgrid[0:h, 0:w]
-    u = b[0, 0] * xs + b[0, 1] * ys
-    v = b[1, 0] * xs + b[1, 1] * ys
-    iu = np.floor(u + 0.5).astype(np.int64) % t
-    iv = np.floor(v + 0.5).astype(np.int64) % t
+    ys = np.arange(h, dtype=np.float64)[:, None]
+    xs = np.arange(w, dtype=np.float64)[None, :]
+    off = 0.5 + t * 1048576.0  # truncation after a positive offset rounds, as in the kernel
+    iu = ((b[0, 0] * xs + b[0, 1] * ys) + off).astype(np.int64) & (t - 1)
+    iv = ((b[1, 0] * xs + b[1, 1] * ys) + off).astype(np.int64) & (t - 1)
     idx = (iv * t + iu).ravel()
     sums = np.bincount(idx, weights=residual.ravel().astype(np.float64), minlength=t * t)
     counts = np.bincount(idx, minlength=t * t)
@@ -201,9 +192,10 @@ def lattice_scores(
     kr = np.asarray(kr, dtype=np.float64)[None, :]
     kc = np.asarray(kc, dtype=np.float64)[None, :]
     p1, p2, th = params[:, 0:1], params[:, 1:2], params[:, 2:3]
-    c, s = np.cos(th), np.sin(th)
-    fx = (kc * c / p1 - kr * s / p2) * w
-    fy = (kc * s / p1 + kr * c / p2) * h
+    a00, a01 = np.cos(th) / p1 * w, -np.sin(th) / p2 * w
+    a10, a11 = np.sin(th) / p1 * h, np.cos(th) / p2 * h
+    fx = kc * a00 + kr * a01
+    fy = kc * a10 + kr * a11
     neg = fx < 0
     fx = np.where(neg, -fx, fx)
     fy = np.where(neg, -fy, fy)

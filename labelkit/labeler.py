@@ -6,7 +6,7 @@ import json
 import os
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +20,7 @@ from .limits import DEFAULT_LIMITS, Limits
 from .policy import Policy, explicit_mode
 from .record import AIGCRecord, check_value_chars, new_produce_id
 from .signing import SigningKey, load_key, sign_rc1
+from .watermark import WatermarkKey, WatermarkTooSmall, embed_image
 
 __all__ = ["Labeler", "LabelResult"]
 
@@ -33,6 +34,8 @@ class LabelResult:
     layers: tuple[str, ...]
     visible: Any = None  # explicit.image.VisibleLabel of the first frame, when applied
     fingerprint: bytes = b""
+    watermark_payload: int | None = None  # the 64-bit ID the watermark carries, when applied
+    notes: tuple[str, ...] = ()  # layers the policy asked for but this item could not take
 
 
 class Labeler:
@@ -46,6 +49,7 @@ class Labeler:
         *,
         limits: Limits = DEFAULT_LIMITS,
         recipient_log: str | os.PathLike | None = None,
+        watermark_key: WatermarkKey | None = None,
     ) -> None:
         check_value_chars("ContentProducer", producer)
         if not producer:
@@ -54,6 +58,10 @@ class Labeler:
         self.producer = producer
         self.key = key if isinstance(key, SigningKey) or key is None else load_key(key)
         self.policy = policy or Policy()
+        # The watermark secret is derived from the signing key unless given separately.
+        if watermark_key is None and self.key is not None:
+            watermark_key = WatermarkKey.from_signing_key(self.key)
+        self.watermark_key = watermark_key
         self.limits = limits
         self.recipient_log = Path(recipient_log) if recipient_log else None
         self._log_lock = threading.Lock()
@@ -155,14 +163,39 @@ class Labeler:
     ) -> LabelResult:
         from .explicit.image import apply_image_label
 
+        produce_id = produce_id or new_produce_id()
         visible = None
         for frame in decoded.frames:
             placed = apply_image_label(frame, self.policy.image)
             visible = visible or placed
+        layers: tuple[str, ...] = ("explicit",)
+        payload, notes = self._watermark(decoded, produce_id)
+        if payload is not None:
+            layers = (*layers, "watermark")
         fp = imaging.fingerprint(decoded.frames[0])
         data = imaging.encode(decoded, source)
         container = formats.parse(data, source, self.limits)
-        return self._finish(container, fp, original, visible, produce_id, ("explicit", "metadata"))
+        result = self._finish(container, fp, original, visible, produce_id, (*layers, "metadata"))
+        return replace(result, watermark_payload=payload, notes=notes)
+
+    def _watermark(
+        self, decoded: imaging.Decoded, produce_id: str
+    ) -> tuple[int | None, tuple[str, ...]]:
+        """Mark every frame in place (after the visible label); return the payload and notes."""
+        if not self.policy.watermark:
+            return None, ()
+        if self.watermark_key is None:
+            return None, ("watermark skipped: no secret key to derive it from",)
+        if decoded.mode not in ("L", "LA", "RGB", "RGBA"):
+            return None, (f"watermark skipped: {decoded.mode} pixels cannot carry it",)
+        payload = self.watermark_key.payload_for(produce_id)
+        strength = self.policy.image.watermark_strength
+        for i, frame in enumerate(decoded.frames):
+            try:
+                decoded.frames[i] = embed_image(frame, self.watermark_key, payload, strength)
+            except WatermarkTooSmall as exc:
+                return None, (f"watermark skipped: {exc.reason}",)
+        return payload, ()
 
     def _finish(
         self,

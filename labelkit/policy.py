@@ -56,6 +56,9 @@ class ImagePolicy:
     height_ratio: float = 0.06
     margin_ratio: float = 0.02  # gap to the picture's edge, share of min(width, height)
     font_path: str | None = None  # None: the bundled OFL CJK subset
+    # Invisible watermark strength: 1.0 is the invisible default (PSNR >= 40 dB); up to 8 trades
+    # invisibility on flat areas for survival.
+    watermark_strength: float = 1.0
 
     def __post_init__(self) -> None:
         validate_label_text(self.text)
@@ -65,6 +68,8 @@ class ImagePolicy:
             raise PolicyError(f"height_ratio {self.height_ratio} must be within [0.05, 0.5]")
         if not 0.0 <= self.margin_ratio <= 0.2:
             raise PolicyError(f"margin_ratio {self.margin_ratio} must be within [0, 0.2]")
+        if not 0.0 < self.watermark_strength <= 8.0:
+            raise PolicyError(f"watermark_strength {self.watermark_strength} must be in (0, 8]")
 
 
 # What to do about the explicit label:
@@ -91,6 +96,9 @@ class Policy:
     """Which layers a Labeler applies, and how."""
 
     explicit: bool | str = "apply"  # see EXPLICIT_MODES
+    # Invisible watermark on content whose pixels are re-encoded anyway (metadata-only labels
+    # never touch the essence, so they carry none). Needs the provider's secret key.
+    watermark: bool = True
     image: ImagePolicy = field(default_factory=ImagePolicy)
 
     def __post_init__(self) -> None:

@@ -22,6 +22,7 @@ from .signing import (
     load_public_key,
     parse_rc1,
 )
+from .watermark import WatermarkKey, detect_image
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -36,7 +37,9 @@ __all__ = [
 
 SCHEMA_VERSION = 1
 STATUSES = ("pass", "fail", "warn", "n/a", "error")
-VERDICTS = ("compliant", "noncompliant", "not_found", "inconclusive")
+# traces_only: no metadata label, but the content carries labelkit's traces (watermark or
+# visible label): it was labeled once and the metadata was stripped on the way.
+VERDICTS = ("compliant", "noncompliant", "not_found", "traces_only", "inconclusive")
 # Fingerprint bits that may differ while still being "the same picture, edited or re-encoded".
 _SAME_PICTURE_BITS = 12
 
@@ -63,6 +66,7 @@ class Report:
     carriers: list[dict[str, str]] = field(default_factory=list)
     explicit: dict[str, Any] = field(default_factory=lambda: {"status": "n/a"})
     signature: dict[str, Any] = field(default_factory=lambda: {"status": "n/a"})
+    watermark: dict[str, Any] = field(default_factory=lambda: {"status": "n/a"})
     schema_version: int = SCHEMA_VERSION
 
     def add(self, id: str, status: str, message: str, **evidence: Any) -> None:
@@ -108,6 +112,8 @@ def verify(
     limits: Limits = DEFAULT_LIMITS,
     detect_visible: bool = True,
     require_visible: bool = False,
+    detect_watermark: bool = True,
+    watermark_key: WatermarkKey | None = None,
     name: str | None = None,
 ) -> Report:
     """Verify a file or bytes and return a Report; raises LabelkitError if it cannot be parsed.
@@ -116,21 +122,29 @@ def verify(
     check; ``detect_visible`` decodes the pixels to find labelkit's visible label, and
     ``require_visible`` makes its absence a failure instead of a warning (the default warns:
     content handed out under Measures Art. 9 legitimately lacks it, and a label drawn by another
-    tool is not recognised).
+    tool is not recognised). The watermark is looked for when the secret is at hand: ``key``
+    (it is derived from the signing key) or ``watermark_key``; it is what still identifies
+    content whose metadata was stripped (verdict ``traces_only``).
     """
     if isinstance(source, (bytes, bytearray, memoryview)):
         data, path = bytes(source), name or "<bytes>"
     else:
         path = name or os.fspath(source)
         data = read_input(source, limits)
+    if key is not None and not isinstance(key, SigningKey):
+        key = load_key(key)
     trust = trust if trust is not None else trust_store(key, public_key)
+    if watermark_key is None and key is not None:
+        watermark_key = WatermarkKey.from_signing_key(key)
     policy = policy or Policy()
     with named(path):
-        return _verify(data, path, trust, policy, limits, detect_visible, require_visible)
+        return _verify(data, path, trust, policy, limits, detect_visible, require_visible,
+                       watermark_key if detect_watermark else None)
 
 
 def _verify(data: bytes, path: str, trust: TrustStore, policy: Policy, limits: Limits,
-            detect_visible: bool, require_visible: bool) -> Report:
+            detect_visible: bool, require_visible: bool,
+            watermark_key: WatermarkKey | None) -> Report:
     container = formats.parse(data, path, limits)
     report = Report(path=path, format=container.format)
     report.add("parse", "pass", f"{container.format} {container.width}x{container.height}, "
@@ -142,8 +156,21 @@ def _verify(data: bytes, path: str, trust: TrustStore, policy: Policy, limits: L
         report.signature = {"status": "error", "message": "the label is invalid; not checked"}
     else:
         report.signature = {"status": "n/a", "message": "no label to check"}
-    if detect_visible:
-        _check_visible(report, data, container, policy, limits, require_visible)
+    pixels = None
+    if detect_visible or watermark_key is not None:
+        try:
+            pixels = imaging.decode_first_frame(data, container.format, report.path, limits)
+        except LabelkitError as exc:
+            for what, wanted in (("explicit", detect_visible), ("watermark", watermark_key)):
+                if wanted:
+                    setattr(report, what, {"status": "error", "message": exc.reason})
+                    report.add(what, "error", f"could not decode the pixels: {exc.reason}")
+    if pixels is not None and detect_visible:
+        _check_visible(report, pixels, policy, require_visible)
+    if pixels is not None and watermark_key is not None:
+        _check_watermark(report, pixels, watermark_key, record)
+    elif watermark_key is None:
+        report.watermark = {"status": "n/a", "message": "no secret key given: not looked for"}
     report.verdict = _verdict(report)
     return report
 
@@ -320,23 +347,10 @@ def _check_signature(
 # -- visible label ----------------------------------------------------------------------------
 
 
-def _check_visible(
-    report: Report,
-    data: bytes,
-    container: formats.Container,
-    policy: Policy,
-    limits: Limits,
-    require_visible: bool,
-) -> None:
+def _check_visible(report: Report, pixels, policy: Policy, require_visible: bool) -> None:
     from .explicit.image import RULE_HEIGHT_RATIO, detect_image_label
 
-    try:
-        decoded = imaging.decode_first_frame(data, container.format, report.path, limits)
-    except LabelkitError as exc:
-        report.explicit = {"status": "error", "message": exc.reason}
-        report.add("explicit", "error", f"could not decode the pixels: {exc.reason}")
-        return
-    found = detect_image_label(decoded, policy.image)
+    found = detect_image_label(pixels, policy.image)
     if found.present:
         report.explicit = {
             "status": "present",
@@ -358,9 +372,49 @@ def _check_visible(
                    "log, Measures Art. 9)")
 
 
+# -- watermark --------------------------------------------------------------------------------
+
+
+def _check_watermark(report: Report, pixels, key: WatermarkKey, record: AIGCRecord | None) -> None:
+    found = detect_image(pixels, key)
+    if found.reason == "too_small":
+        report.watermark = {"status": "n/a", "present": False, "p_value": 1.0, "payload": None,
+                            "matches_record": None, "message": "too small to carry a watermark"}
+        report.add("watermark", "n/a", "the picture is too small to carry a watermark")
+        return
+    expected = key.payload_for(record.produce_id) if record is not None else None
+    matches = None if expected is None or found.payload is None else found.payload == expected
+    report.watermark = {
+        "status": "present" if found.present else "absent",
+        "present": found.present,
+        "p_value": found.p_value,
+        "payload": found.payload_hex,
+        "matches_record": matches,
+        "score": round(found.score, 2),
+    }
+    p = f"p = {found.p_value:.2g}"
+    if not found.present:
+        status = "warn" if record is not None else "n/a"
+        report.add("watermark", status, f"no watermark of this key found ({p})")
+    elif found.payload is None:
+        report.add("watermark", "warn", f"a watermark of this key is present ({p}) but its "
+                   "payload could not be read back (damaged by heavy processing)")
+    elif matches is None:
+        report.add("watermark", "warn", f"watermark {found.payload_hex} found ({p}); there is no "
+                   "metadata label to match it with (stripped): only traces remain")
+    elif matches:
+        report.add("watermark", "pass", f"watermark {found.payload_hex} found ({p}); it belongs "
+                   "to this label's ProduceID")
+    else:
+        report.add("watermark", "fail", f"watermark {found.payload_hex} found ({p}) but it belongs "
+                   "to another ProduceID: the label was replaced or copied from other content")
+
+
 def _verdict(report: Report) -> str:
     statuses = {c.status for c in report.checks}
     if report.check("label_present") and report.check("label_present").status == "fail":
+        if report.watermark.get("present") or report.explicit.get("status") == "present":
+            return "traces_only"
         return "not_found" if "error" not in statuses else "inconclusive"
     if "fail" in statuses:
         return "noncompliant"

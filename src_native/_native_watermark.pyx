@@ -9,7 +9,7 @@ import numpy as np
 
 cimport numpy as cnp
 from libc.math cimport cos, floor, sin
-from libc.stdint cimport int64_t, uint8_t, uint32_t
+from libc.stdint cimport int32_t, int64_t, uint8_t, uint32_t
 
 cnp.import_array()
 
@@ -24,126 +24,163 @@ def luma_down(const uint8_t[:, :, ::1] image, Py_ssize_t d):
     cdef Py_ssize_t h = image.shape[0], w = image.shape[1], c = image.shape[2]
     cdef Py_ssize_t hd = h // d, wd = w // d, i, j, a, b
     out = np.empty((hd, wd), dtype=np.float32)
+    if hd == 0 or wd == 0:
+        return out
     cdef float[:, ::1] o = out
-    cdef double acc
-    cdef float y
-    cdef const uint8_t* px
+    # integer channel sums per block, weighted once per block (the twin does the same)
+    cdef int64_t[:, ::1] acc = np.zeros((wd, 3), dtype=np.int64)
+    cdef const uint8_t* row
     cdef double norm = 1.0 / (d * d)
+    cdef bint colour = c >= 3
     with nogil:
         for i in range(hd):
             for j in range(wd):
-                acc = 0.0
-                for a in range(i * d, i * d + d):
+                acc[j, 0] = 0
+                acc[j, 1] = 0
+                acc[j, 2] = 0
+            for a in range(i * d, i * d + d):
+                row = &image[a, 0, 0]
+                for j in range(wd):
                     for b in range(j * d, j * d + d):
-                        px = &image[a, b, 0]
-                        if c >= 3:
-                            y = (<float>0.299 * <float>px[0] + <float>0.587 * <float>px[1]) + <float>0.114 * <float>px[2]
-                        else:
-                            y = <float>px[0]
-                        acc += y
-                if d == 1:
-                    o[i, j] = <float>acc
+                        acc[j, 0] += row[b * c]
+                        if colour:
+                            acc[j, 1] += row[b * c + 1]
+                            acc[j, 2] += row[b * c + 2]
+            for j in range(wd):
+                if colour:
+                    o[i, j] = <float>((0.299 * acc[j, 0] + 0.587 * acc[j, 1] + 0.114 * acc[j, 2]) * norm)
                 else:
-                    o[i, j] = <float>(acc * norm)
+                    o[i, j] = <float>(acc[j, 0] * norm)
     return out
 
 
-cdef void _box_line(const float* src, float* dst, Py_ssize_t n, Py_ssize_t stride,
-                    Py_ssize_t r, double* buf) noexcept nogil:
-    # running sum over a clamped line (src/dst strided); buf holds the line in double
+cdef void _box_row(float* line, Py_ssize_t n, Py_ssize_t r, double* buf) noexcept nogil:
+    # running mean over one contiguous line, edges clamped; buf holds the clamped line (n + 2r + 1)
     cdef Py_ssize_t i
     cdef double acc = 0.0, inv = 1.0 / (2 * r + 1)
+    for i in range(n + 2 * r + 1):
+        buf[i] = line[min(max(i - r, 0), n - 1)]
+    for i in range(2 * r + 1):
+        acc += buf[i]
     for i in range(n):
-        buf[i] = src[i * stride]
-    for i in range(-r, r + 1):
-        acc += buf[min(max(i, 0), n - 1)]
-    for i in range(n):
-        dst[i * stride] = <float>(acc * inv)
-        acc += buf[min(i + r + 1, n - 1)] - buf[max(i - r, 0)]
+        line[i] = <float>(acc * inv)
+        acc += buf[i + 2 * r + 1] - buf[i]
 
 
 def box_blur(const float[:, ::1] image, Py_ssize_t radius):
     """Mean over a (2r+1) x (2r+1) box, edges clamped (float32 in and out)."""
     if radius < 0:
         raise ValueError("radius must be >= 0")
-    cdef Py_ssize_t h = image.shape[0], w = image.shape[1], i, j
-    out = np.array(image, dtype=np.float32, copy=True)
+    cdef Py_ssize_t h = image.shape[0], w = image.shape[1], i, j, k
+    rows = np.array(image, dtype=np.float32, copy=True)
     if radius == 0 or h == 0 or w == 0:
-        return out
+        return rows
+    out = np.empty_like(rows)
+    cdef float[:, ::1] t = rows
     cdef float[:, ::1] o = out
-    cdef double[::1] buf = np.empty(max(h, w), dtype=np.float64)
+    cdef double[::1] buf = np.empty(max(h, w) + 2 * radius + 1, dtype=np.float64)
+    cdef double[::1] acc = np.zeros(w, dtype=np.float64)
+    cdef double inv = 1.0 / (2 * radius + 1)
+    cdef float* add
+    cdef float* sub
     with nogil:
         for i in range(h):
-            _box_line(&o[i, 0], &o[i, 0], w, 1, radius, &buf[0])
-        for j in range(w):
-            _box_line(&o[0, j], &o[0, j], h, w, radius, &buf[0])
+            _box_row(&t[i, 0], w, radius, &buf[0])
+        # vertical pass row by row, one running sum per column (cache friendly)
+        for k in range(-radius, radius + 1):
+            add = &t[min(max(k, 0), h - 1), 0]
+            for j in range(w):
+                acc[j] += add[j]
+        for i in range(h):
+            for j in range(w):
+                o[i, j] = <float>(acc[j] * inv)
+            add = &t[min(i + radius + 1, h - 1), 0]
+            sub = &t[max(i - radius, 0), 0]
+            for j in range(w):
+                acc[j] += add[j] - sub[j]
     return out
-
-
-cdef void _extreme_line(const float* src, float* dst, Py_ssize_t n, Py_ssize_t stride,
-                        Py_ssize_t lo, Py_ssize_t hi, bint take_max, float* buf) noexcept nogil:
-    cdef Py_ssize_t i, k
-    cdef float v, x
-    for i in range(n):
-        buf[i] = src[i * stride]
-    for i in range(n):
-        v = buf[min(max(i - lo, 0), n - 1)]
-        for k in range(i - lo + 1, i + hi + 1):
-            x = buf[min(max(k, 0), n - 1)]
-            if take_max:
-                if x > v:
-                    v = x
-            elif x < v:
-                v = x
-        dst[i * stride] = v
 
 
 def extreme_filter(const float[:, ::1] image, Py_ssize_t size, bint take_max):
     """Minimum (or maximum) over a size x size box centred on each pixel, edges clamped."""
     if size < 1:
         raise ValueError("size must be >= 1")
-    cdef Py_ssize_t h = image.shape[0], w = image.shape[1], i, j
+    cdef Py_ssize_t h = image.shape[0], w = image.shape[1], i, j, k
     cdef Py_ssize_t lo = (size - 1) // 2, hi = size // 2
-    out = np.array(image, dtype=np.float32, copy=True)
-    if h == 0 or w == 0:
-        return out
+    rows = np.array(image, dtype=np.float32, copy=True)
+    if h == 0 or w == 0 or size == 1:
+        return rows
+    out = np.empty_like(rows)
+    cdef float[:, ::1] t = rows
     cdef float[:, ::1] o = out
-    cdef float[::1] buf = np.empty(max(h, w), dtype=np.float32)
+    cdef float[::1] buf = np.empty(w + size, dtype=np.float32)
+    cdef float v, x
+    cdef float* src
+    cdef float* dst
     with nogil:
         for i in range(h):
-            _extreme_line(&o[i, 0], &o[i, 0], w, 1, lo, hi, take_max, &buf[0])
-        for j in range(w):
-            _extreme_line(&o[0, j], &o[0, j], h, w, lo, hi, take_max, &buf[0])
+            for j in range(w + lo + hi):
+                buf[j] = t[i, min(max(j - lo, 0), w - 1)]
+            for j in range(w):
+                v = buf[j]
+                for k in range(1, size):
+                    x = buf[j + k]
+                    if take_max:
+                        v = x if x > v else v
+                    else:
+                        v = x if x < v else v
+                t[i, j] = v
+        for i in range(h):
+            dst = &o[i, 0]
+            src = &t[min(max(i - lo, 0), h - 1), 0]
+            for j in range(w):
+                dst[j] = src[j]
+            for k in range(i - lo + 1, i + hi + 1):
+                src = &t[min(max(k, 0), h - 1), 0]
+                if take_max:
+                    for j in range(w):
+                        dst[j] = src[j] if src[j] > dst[j] else dst[j]
+                else:
+                    for j in range(w):
+                        dst[j] = src[j] if src[j] < dst[j] else dst[j]
     return out
 
 
-cdef inline float _dither(uint32_t x, uint32_t y, uint32_t c, uint32_t seed) noexcept nogil:
-    # murmur3's finaliser over (x, y, channel, seed), as in the twin
-    cdef uint32_t v = x * 0x9E3779B1u + y * 0x85EBCA77u
-    v = v + c * 0xC2B2AE3Du + seed
-    v ^= v >> 16
-    v *= 0x85EBCA6Bu
-    v ^= v >> 13
-    v *= 0xC2B2AE35u
-    v ^= v >> 16
-    return <float>(v >> 8) * <float>(1.0 / 16777216.0) - <float>0.5
+cdef void _add_row(uint8_t* px, const int32_t* delta, const int32_t* dither,
+                   Py_ssize_t n) noexcept nogil:
+    # fixed point, 1/256 level: floor(px + delta + dither) with the rounding half in delta;
+    # a plain loop that compilers vectorise
+    cdef Py_ssize_t j
+    cdef int32_t q
+    for j in range(n):
+        q = ((<int32_t>px[j] << 8) + delta[j] + dither[j]) >> 8
+        q = q if q > 0 else 0
+        q = q if q < 255 else 255
+        px[j] = <uint8_t>q
 
 
 def embed_tile(uint8_t[:, :, ::1] image, const float[:, ::1] tile, const float[:, ::1] mask,
-               Py_ssize_t m, float gain, Py_ssize_t channels, uint32_t seed):
-    """Add gain * mask[y//m, x//m] * tile[y%P, x%P] to the first ``channels`` channels, in place,
-    with dithered rounding: floor(v + d + 0.5 + u), u uniform in [-0.5, 0.5)."""
+               Py_ssize_t m, float gain, const int32_t[::1] dither, const int32_t[::1] offsets):
+    """Add gain * mask[y//m, x//m] * tile[y%P, x%P] to every channel of an (H, W, 1|3) image,
+    in place, rounding with a dither: row y uses dither[offsets[y] : offsets[y] + W*C], in
+    1/256 of a level (the twin does the same fixed-point arithmetic)."""
     cdef Py_ssize_t h = image.shape[0], w = image.shape[1], c = image.shape[2]
     cdef Py_ssize_t ph = tile.shape[0], pw = tile.shape[1]
     if m < 1 or mask.shape[0] * m < h or mask.shape[1] * m < w:
         raise ValueError("mask does not cover the image")
-    if not 1 <= channels <= c:
-        raise ValueError("channels out of range")
+    if c != 1 and c != 3:
+        raise ValueError("the image must have 1 or 3 channels")
     if ph < 1 or pw < 1:
         raise ValueError("empty tile")
-    cdef Py_ssize_t i, j, k, ti, tj
-    cdef float dlt, v
-    cdef uint8_t* px
+    if offsets.shape[0] < h:
+        raise ValueError("one dither offset per row")
+    cdef Py_ssize_t i, j, k, tj, mj, jm
+    for i in range(h):
+        if offsets[i] < 0 or offsets[i] + w * c > dither.shape[0]:
+            raise ValueError("dither offset out of range")
+    cdef int32_t[::1] row = np.empty(max(w * c, 1), dtype=np.int32)
+    cdef int32_t* dp = &row[0]
+    cdef int32_t d
     cdef const float* trow
     cdef const float* mrow
     with nogil:
@@ -151,27 +188,33 @@ def embed_tile(uint8_t[:, :, ::1] image, const float[:, ::1] tile, const float[:
             trow = &tile[i % ph, 0]
             mrow = &mask[i // m, 0]
             tj = 0
+            mj = 0
+            jm = 0
             for j in range(w):
-                dlt = (gain * mrow[j // m]) * trow[tj]
+                # round(x * 256) + 128 (the half for floor), truncating a positive float
+                d = <int32_t>((gain * mrow[mj]) * trow[tj] * <float>256.0 + <float>1048576.5) - 1048448
+                if c == 3:
+                    dp[3 * j] = d
+                    dp[3 * j + 1] = d
+                    dp[3 * j + 2] = d
+                else:
+                    dp[j] = d
                 tj += 1
                 if tj == pw:
                     tj = 0
-                px = &image[i, j, 0]
-                for k in range(channels):
-                    v = (<float>px[k] + dlt) + <float>0.5
-                    v = <float>floor(v + _dither(<uint32_t>j, <uint32_t>i, <uint32_t>k, seed))
-                    if v < <float>0.0:
-                        v = <float>0.0
-                    elif v > <float>255.0:
-                        v = <float>255.0
-                    px[k] = <uint8_t>v
+                jm += 1
+                if jm == m:
+                    jm = 0
+                    mj += 1
+            _add_row(&image[i, 0, 0], dp, &dither[offsets[i]], w * c)
     return None
 
 
 def fold_tile(const float[:, ::1] residual, binv, Py_ssize_t t):
-    """Fold pixels into a t x t tile: pixel (x, y) adds to bin round(binv @ (x, y)) mod t.
-
-    Returns (sums float64 (t, t), counts int64 (t, t)); binv already includes the factor t."""
+    """Fold pixels into a t x t tile (t a power of two): pixel (x, y) adds to bin
+    round(binv @ (x, y)) mod t. Returns (sums float64 (t, t), counts int64 (t, t))."""
+    if t < 1 or t & (t - 1):
+        raise ValueError("t must be a power of two")
     cdef double[:, ::1] b = np.ascontiguousarray(binv, dtype=np.float64).reshape(2, 2)
     cdef Py_ssize_t h = residual.shape[0], w = residual.shape[1], y, x
     sums = np.zeros((t, t), dtype=np.float64)
@@ -179,21 +222,18 @@ def fold_tile(const float[:, ::1] residual, binv, Py_ssize_t t):
     cdef double[:, ::1] s = sums
     cdef int64_t[:, ::1] n = counts
     cdef double b00 = b[0, 0], b01 = b[0, 1], b10 = b[1, 0], b11 = b[1, 1]
-    cdef double u0, v0, u, v
-    cdef int64_t iu, iv
+    # rounding by truncation after a large positive offset (a multiple of t): exact, and the
+    # twin does the same arithmetic
+    cdef double off = 0.5 + t * 1048576.0
+    cdef double u0, v0
+    cdef int64_t iu, iv, mask = t - 1
     with nogil:
         for y in range(h):
             u0 = b01 * y
             v0 = b11 * y
             for x in range(w):
-                u = b00 * x + u0
-                v = b10 * x + v0
-                iu = <int64_t>floor(u + 0.5) % t
-                iv = <int64_t>floor(v + 0.5) % t
-                if iu < 0:
-                    iu += t
-                if iv < 0:
-                    iv += t
+                iu = (<int64_t>((b00 * x + u0) + off)) & mask
+                iv = (<int64_t>((b10 * x + v0) + off)) & mask
                 s[iv, iu] += residual[y, x]
                 n[iv, iu] += 1
     return sums, counts
@@ -212,29 +252,31 @@ def lattice_scores(const float[:, ::1] spectrum, params, kr, kc, bint bilinear):
     cdef Py_ssize_t n_par = p.shape[0], n_pts = r.shape[0], i, k, n, x0, y0, y1, x1
     out = np.zeros(n_par, dtype=np.float64)
     cdef double[::1] o = out
-    cdef double c, sn, p1, p2, fx, fy, yy, total, ax, ay, val
+    cdef double a00, a01, a10, a11, fx, fy, yy, total, ax, ay, val, half_h = h / 2.0 - 1
+    cdef double right = wh - 1 - 1e-9
     with nogil:
         for i in range(n_par):
-            p1 = p[i, 0]
-            p2 = p[i, 1]
-            c = cos(p[i, 2])
-            sn = sin(p[i, 2])
+            # the lattice's line positions are a linear map of (kc, kr): precompute it
+            a00 = cos(p[i, 2]) / p[i, 0] * w
+            a01 = -sin(p[i, 2]) / p[i, 1] * w
+            a10 = sin(p[i, 2]) / p[i, 0] * h
+            a11 = cos(p[i, 2]) / p[i, 1] * h
             total = 0.0
             n = 0
             for k in range(n_pts):
-                fx = (q[k] * c / p1 - r[k] * sn / p2) * w
-                fy = (q[k] * sn / p1 + r[k] * c / p2) * h
+                fx = q[k] * a00 + r[k] * a01
+                fy = q[k] * a10 + r[k] * a11
                 if fx < 0:
                     fx = -fx
                     fy = -fy
-                if not (fx <= wh - 1 - 1e-9 and (fy if fy >= 0 else -fy) <= h / 2.0 - 1):
+                if not (fx <= right and (fy if fy >= 0 else -fy) <= half_h):
                     continue
                 yy = fy + h if fy < 0 else fy
                 n += 1
                 if bilinear:
-                    x0 = <Py_ssize_t>floor(fx)
+                    x0 = <Py_ssize_t>fx
                     ax = fx - x0
-                    y0 = <Py_ssize_t>floor(yy)
+                    y0 = <Py_ssize_t>yy
                     ay = yy - y0
                     y0 = y0 % h
                     y1 = (y0 + 1) % h
@@ -242,8 +284,8 @@ def lattice_scores(const float[:, ::1] spectrum, params, kr, kc, bint bilinear):
                     val = (spectrum[y0, x0] * (1 - ax) * (1 - ay) + spectrum[y0, x1] * ax * (1 - ay)
                            + spectrum[y1, x0] * (1 - ax) * ay + spectrum[y1, x1] * ax * ay)
                 else:
-                    x0 = <Py_ssize_t>floor(fx + 0.5)
-                    y0 = (<Py_ssize_t>floor(yy + 0.5)) % h
+                    x0 = <Py_ssize_t>(fx + 0.5)
+                    y0 = (<Py_ssize_t>(yy + 0.5)) % h
                     val = spectrum[y0, x0]
                 total += val
             if n >= 0.8 * n_pts and n > 0:

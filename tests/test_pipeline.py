@@ -28,7 +28,7 @@ def _input(pixels: np.ndarray, fmt: str) -> bytes:
 def test_label_bytes_every_format_verifies(labeler, key, astronaut, fmt):
     data = _input(astronaut, fmt)
     result = labeler.label_image(data, source=f"astronaut.{fmt.lower()}")
-    assert result.layers == ("explicit", "metadata", "signature")
+    assert result.layers == ("explicit", "watermark", "metadata", "signature")
     assert result.format == formats.sniff(data).NAME
     # Pillow decodes the output, same size, same format.
     with Image.open(io.BytesIO(result.data)) as im:
@@ -59,8 +59,11 @@ def test_label_pixels(labeler, key, coffee, kind):
     assert labelkit.verify(result.data, public_key=key.public).verdict == "compliant"
 
 
-def test_label_changes_only_the_label_area(labeler, coffee):
+def test_label_changes_only_the_label_area(key, coffee):
+    # without the watermark, which changes every pixel a little (tests/test_watermark_layer.py)
+    labeler = labelkit.Labeler(PRODUCER, key, labelkit.Policy(watermark=False))
     result = labeler.label_image(coffee, format="png")
+    assert result.layers == ("explicit", "metadata", "signature")
     out = np.asarray(Image.open(io.BytesIO(result.data)).convert("RGB"))
     changed = np.argwhere(np.any(out != coffee, axis=2))
     x0, y0, x1, y1 = result.visible.box
@@ -183,7 +186,7 @@ def test_report_schema(labeled_png, key):
     d = json.loads(labelkit.verify(labeled_png, public_key=key.public).to_json())
     assert d["schema_version"] == 1
     assert d["verdict"] in VERDICTS
-    assert {"path", "verdict", "record", "checks", "explicit", "signature"} <= set(d)
+    assert {"path", "verdict", "record", "checks", "explicit", "signature", "watermark"} <= set(d)
     assert all(c["status"] in STATUSES and c["id"] and c["message"] for c in d["checks"])
     assert list(d["record"]) == list(labelkit.record.KEYS)
 
