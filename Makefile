@@ -8,7 +8,7 @@ BIN    := $(VENV)/bin
 # tesseract with its Simplified Chinese model (OCR of the visible label).
 APT_PACKAGES := libimage-exiftool-perl tesseract-ocr tesseract-ocr-chi-sim
 
-.PHONY: setup system demo test test-native test-pure bench clean
+.PHONY: setup system demo test test-native test-pure bench watermark-eval clean
 
 setup: system $(VENV)/.installed
 
@@ -43,7 +43,16 @@ test-native:
 test-pure:
 	LABELKIT_PURE_PYTHON=1 $(BIN)/python -m pytest -q -p no:cacheprovider
 
-bench: setup
+# Benchmark-only peers of bench_watermark_speed.py. invisible-watermark and blind-watermark
+# declare heavy dependencies (torch, opencv-python with GUI) that the measured paths never use,
+# so they go in with --no-deps beside opencv-python-headless and PyWavelets.
+PEER_REQS := benchmarks/requirements-peers.txt benchmarks/requirements-peers-nodeps.txt
+$(VENV)/.peers-installed: $(VENV)/.installed $(PEER_REQS)
+	$(BIN)/python -m pip install -q -r benchmarks/requirements-peers.txt
+	$(BIN)/python -m pip install -q --no-deps -r benchmarks/requirements-peers-nodeps.txt
+	touch $@
+
+bench: setup $(VENV)/.peers-installed
 	mkdir -p bench-results
 	$(BIN)/python -m pytest benchmarks -q -p no:cacheprovider --benchmark-only \
 	  --benchmark-columns=min,median,mean,ops --benchmark-sort=name \

@@ -11,7 +11,7 @@ __all__ = ["report", "report_text", "LAYERS"]
 # Layers in the order they are applied (DESIGN.md); False: not built yet in this version.
 LAYERS = {
     "explicit": True,
-    "watermark": False,
+    "watermark": True,
     "metadata": True,
     "signature": True,
     "c2pa": False,

@@ -35,5 +35,5 @@ def test_report_command():
     assert f"implementation: {_impl.IMPLEMENTATION}" in out
     for fmt in ("png", "jpeg", "webp", "gif", "tiff"):
         assert fmt in out
-    assert "signature yes" in out and "watermark not yet" in out
+    assert "signature yes" in out and "watermark yes" in out and "c2pa not yet" in out
     assert features.report()["formats_unavailable"] == {}

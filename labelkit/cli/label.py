@@ -114,6 +114,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                          help="who receives the unlabeled copies, e.g. --recipient customer-42")
     visible.add_argument("--recipient-log", metavar="FILE",
                          help="JSON-lines log the recipient is appended to (keep >= 6 months)")
+    mark = parser.add_argument_group(
+        "watermark", "the invisible watermark keyed by --key (on re-encoded pictures only)")
+    mark.add_argument("--no-watermark", action="store_true",
+                      help="do not embed the invisible watermark")
+    mark.add_argument("--watermark-strength", type=float, default=ImagePolicy.watermark_strength,
+                      metavar="S", help="1.0 (default) is invisible; up to 8 survives more "
+                      "processing and shows as fine grain on flat areas")
     add_run_options(parser)
     parser.set_defaults(func=run, parser=parser)
 
@@ -192,9 +199,10 @@ def _config(args: argparse.Namespace) -> dict[str, Any]:
     elif args.recipient or args.recipient_log:
         raise UsageError("--recipient and --recipient-log only apply with --no-explicit")
     try:
-        image = ImagePolicy(text=args.text, position=args.position)
+        image = ImagePolicy(text=args.text, position=args.position,
+                            watermark_strength=args.watermark_strength)
     except LabelkitError as exc:
-        raise UsageError(f"--text/--position: {exc}") from None
+        raise UsageError(f"--text/--position/--watermark-strength: {exc}") from None
     try:
         Labeler(args.producer)
     except LabelkitError as exc:
@@ -217,6 +225,8 @@ def _config(args: argparse.Namespace) -> dict[str, Any]:
         "explicit": explicit,
         "recipient": args.recipient,
         "recipient_log": os.path.abspath(args.recipient_log) if args.recipient_log else None,
+        "watermark": drawn and not args.no_watermark,
+        "watermark_strength": image.watermark_strength,
         # Everything that shapes an output: a change means earlier outputs are not "done".
         "settings": {
             "producer": args.producer,
@@ -225,6 +235,7 @@ def _config(args: argparse.Namespace) -> dict[str, Any]:
             "text": image.text if drawn else None,
             "position": image.position if drawn else None,
             "recipient": args.recipient if explicit == "omit" else None,
+            "watermark": image.watermark_strength if drawn and not args.no_watermark else None,
         },
     }
 
@@ -338,8 +349,9 @@ _worker: dict[str, Any] = {}
 
 def _init_worker(config: dict[str, Any]) -> None:
     """Build the Labeler once per worker process."""
-    policy = Policy(explicit=config["explicit"],
-                    image=ImagePolicy(text=config["text"], position=config["position"]))
+    policy = Policy(explicit=config["explicit"], watermark=config["watermark"],
+                    image=ImagePolicy(text=config["text"], position=config["position"],
+                                      watermark_strength=config["watermark_strength"]))
     _worker["labeler"] = Labeler(config["producer"], config["key"], policy,
                                  recipient_log=config["recipient_log"])
     _worker["recipient"] = config["recipient"]

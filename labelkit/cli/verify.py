@@ -11,7 +11,9 @@ from typing import Any
 
 from ..errors import KeyFileError, LabelkitError
 from ..policy import ImagePolicy, Policy
-from ..verify import Report, trust_store, verify
+from ..signing import load_key
+from ..verify import VERDICTS, Report, trust_store, verify
+from ..watermark import WatermarkKey
 from ._common import (
     EXIT_FAILURE,
     EXIT_INTERNAL,
@@ -37,8 +39,11 @@ character rule, provider code and USCC checksum, exactly one label), the Reserve
 signature (with --key or --pubkey: is the label bound to this very content?) and labelkit's
 visible label.
 
-Each file gets a verdict: compliant, noncompliant (a check failed), not_found (no label at all)
-or inconclusive (the file could not be parsed, or a check could not run). Folders are searched
+Each file gets a verdict: compliant, noncompliant (a check failed), not_found (no label at all),
+traces_only (no metadata label, but labelkit's watermark or visible label is there: the
+metadata was stripped) or inconclusive (the file could not be parsed, or a check could not run).
+With --key the invisible watermark is looked for too: it still identifies a picture whose
+metadata was stripped, re-encoded, cropped or resized. Folders are searched
 recursively; their files are recognised by content, and files that are not pictures are skipped.
 """
 
@@ -50,7 +55,8 @@ examples:
 
 --json writes one JSON object per line and file: schema_version, path, format, verdict, record
 (the seven fields found, or null), checks (list of {id, status, message, evidence}), carriers,
-and one object per layer (explicit, signature).
+and one object per layer (explicit, signature, watermark: present, p_value, payload,
+matches_record).
 
 exit status: 0 every file compliant, 1 some file is not, 2 usage error, 3 internal error,
 130 interrupted
@@ -81,6 +87,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--require-visible", action="store_true",
                         help="a missing visible label fails the file (default: a warning, since "
                              "files handed out under Measures Art. 9 lack it legitimately)")
+    parser.add_argument("--no-watermark", action="store_true",
+                        help="skip looking for the invisible watermark (it is looked for only "
+                             "with --key: detection needs the provider's secret)")
     parser.add_argument("--text", default=ImagePolicy.text, metavar="TEXT",
                         help="the visible label text to look for, as given to `label --text`")
     add_jobs_option(parser)
@@ -101,7 +110,8 @@ def run(args: argparse.Namespace) -> int:
         progress.print("labelkit: warning: no picture files found in " + " ".join(args.paths))
     width = min(48, max([len(f.path) for f in inputs.files] + [4]))
     if not args.json and inputs.files:
-        progress.print(_row(width, "PATH", "VERDICT", "LABEL", "SIGNATURE", "EXPLICIT", "NOTE"),
+        progress.print(_row(width, "PATH", "VERDICT", "LABEL", "SIGNATURE", "EXPLICIT",
+                            "WATERMARK", "NOTE"),
                        sys.stdout)
     verdicts: dict[str, int] = {}
     internal = 0
@@ -150,7 +160,8 @@ def _config(args: argparse.Namespace) -> dict[str, Any]:
     if args.require_visible and args.no_visible:
         raise UsageError("--require-visible and --no-visible exclude each other")
     return {"key": args.key, "pubkeys": args.pubkey, "detect_visible": not args.no_visible,
-            "require_visible": args.require_visible, "text": args.text}
+            "require_visible": args.require_visible, "text": args.text,
+            "detect_watermark": not args.no_watermark}
 
 
 # -- output ---------------------------------------------------------------------------------
@@ -178,9 +189,9 @@ def first_problem(report: dict[str, Any]) -> str:
 
 
 def _row(width: int, *cells: str) -> str:
-    path, verdict, label, signature, explicit, note = cells
+    path, verdict, label, signature, explicit, watermark, note = cells
     return (f"{path:<{width}}  {verdict:<12}  {label:<7}  {signature:<14}  {explicit:<8}  "
-            f"{note}").rstrip()
+            f"{watermark:<9}  {note}").rstrip()
 
 
 def _format(report: dict[str, Any], as_json: bool, width: int) -> str:
@@ -189,14 +200,14 @@ def _format(report: dict[str, Any], as_json: bool, width: int) -> str:
         return json.dumps(report, separators=(",", ":"))
     return _row(width, report["path"], report["verdict"], label_status(report),
                 report["signature"].get("status", "?"), report["explicit"].get("status", "?"),
-                first_problem(report))
+                report.get("watermark", {}).get("status", "?"), first_problem(report))
 
 
 def _summary(verdicts: dict[str, int], not_images: int, elapsed: float,
              interrupted: bool) -> str:
     total = sum(verdicts.values())
     parts = ", ".join(f"{verdicts.get(v, 0)} {v}"
-                      for v in ("compliant", "noncompliant", "not_found", "inconclusive"))
+                      for v in VERDICTS)
     rate = total / elapsed if elapsed > 0 else 0.0
     text = (f"verified {total} file(s): {parts}; {not_images} non-image file(s) ignored; "
             f"{elapsed:.2f} s, {rate:.1f} files/s")
@@ -211,6 +222,8 @@ _worker: dict[str, Any] = {}
 def _init_worker(config: dict[str, Any]) -> None:
     """Load the trusted keys once per worker process."""
     _worker["trust"] = trust_store(config["key"], config["pubkeys"])
+    _worker["watermark_key"] = (WatermarkKey.from_signing_key(load_key(config["key"]))
+                                if config["key"] and config["detect_watermark"] else None)
     _worker["detect_visible"] = config["detect_visible"]
     _worker["require_visible"] = config["require_visible"]
     _worker["policy"] = Policy(image=ImagePolicy(text=config["text"]))
@@ -221,7 +234,8 @@ def _verify_one(item: InputFile) -> tuple[str, dict[str, Any], str]:
     try:
         report = verify(item.path, trust=_worker["trust"], policy=_worker["policy"],
                         detect_visible=_worker["detect_visible"],
-                        require_visible=_worker["require_visible"], name=item.path)
+                        require_visible=_worker["require_visible"],
+                        watermark_key=_worker["watermark_key"], name=item.path)
         return ("ok", report.to_dict(), "")
     except LabelkitError as exc:
         # Never "not_found" for a file that could not be read: say it could not be checked.
@@ -239,6 +253,7 @@ def _unchecked(path: str, check_id: str, message: str) -> dict[str, Any]:
     report.add(check_id, "error", message)
     report.explicit = {"status": "error", "message": "not checked"}
     report.signature = {"status": "error", "message": "not checked"}
+    report.watermark = {"status": "error", "message": "not checked"}
     return report.to_dict()
 
 
