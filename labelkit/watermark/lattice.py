@@ -21,18 +21,32 @@ __all__ = ["whitened_spectrum", "find_lattices"]
 MIN_PERIOD = 30.0  # working pixels: no attack in the suite leaves the tile smaller than this
 
 
+def _local_mean(power: np.ndarray, radius: int) -> np.ndarray:
+    """Box mean of a half-plane power spectrum, continued across its edges as the full plane
+    continues: rows wrap (frequencies are periodic), and the columns beyond the first and the
+    last are the conjugate-symmetric ones (P[-ky, -kx] = P[ky, kx])."""
+    h, wh = power.shape
+    r = min(radius, wh - 1)
+    flip = (-np.arange(h)) % h
+    left = power[flip][:, r:0:-1]
+    right = power[flip][:, wh - 2 : wh - 2 - r : -1] if wh > r + 1 else power[:, :0]
+    padded = np.concatenate([left, power, right], axis=1)
+    padded = np.concatenate([padded[-radius:], padded, padded[:radius]], axis=0)
+    blurred = kernel("box_blur")(np.ascontiguousarray(padded, dtype=np.float32), radius)
+    return blurred[radius : radius + h, r : r + wh]
+
+
 def whitened_spectrum(residual: np.ndarray) -> np.ndarray:
     """|rfft2(residual)|^2 over a robust local mean: ~1 for image content, >> 1 on the lines.
 
     The local mean is recomputed twice with the spectrum clipped at 4x the previous estimate,
     so that lines 3-5 bins apart (a cropped picture holds few periods) do not whiten
     themselves away. Capped at 30 so that one strong line cannot dominate a score."""
-    blur = kernel("box_blur")
     spec = np.fft.rfft2(residual)
     power = (spec.real**2 + spec.imag**2).astype(np.float32)
-    local = blur(power, 7) + np.float32(1e-9)
+    local = _local_mean(power, 7) + np.float32(1e-9)
     for _ in range(2):
-        local = blur(np.minimum(power, 4.0 * local), 7) + np.float32(1e-9)
+        local = _local_mean(np.minimum(power, 4.0 * local), 7) + np.float32(1e-9)
     white = power / local
     white[0, 0] = 0.0
     return np.minimum(white, 30.0).astype(np.float32)
