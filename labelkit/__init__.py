@@ -18,6 +18,7 @@ from .policy import ImagePolicy, Policy
 from .record import AIGCRecord, new_produce_id
 from .signing import PublicKey, SigningKey, generate_key, load_key, load_public_key
 from .verify import Check, Report, read_record, verify
+from .watermark import WatermarkKey
 
 __version__ = "0.1.0"
 
@@ -41,6 +42,7 @@ __all__ = [
     "Report",
     "SigningKey",
     "UnsupportedFormat",
+    "WatermarkKey",
     "__version__",
     "generate_key",
     "load_key",
