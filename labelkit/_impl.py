@@ -21,6 +21,7 @@ PURE_REQUESTED = os.environ.get("LABELKIT_PURE_PYTHON", "") == "1"
 KERNELS: dict[str, str] = {
     "blend_mask": "blend",
     "luma_down": "watermark",
+    "luma_stats": "watermark",
     "box_blur": "watermark",
     "extreme_filter": "watermark",
     "embed_tile": "watermark",

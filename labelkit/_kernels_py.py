@@ -7,6 +7,7 @@ import numpy as np
 __all__: list[str] = [
     "blend_mask",
     "luma_down",
+    "luma_stats",
     "box_blur",
     "extreme_filter",
     "embed_tile",
@@ -81,6 +82,22 @@ def luma_down(image: np.ndarray, d: int) -> np.ndarray:
     else:
         luma = sums[..., 0] * norm
     return np.ascontiguousarray(luma, dtype=np.float32)
+
+
+def luma_stats(image: np.ndarray, d: int) -> tuple[np.ndarray, np.ndarray]:
+    """BT.601 luma mean and variance over each d x d block of an (H, W, C) uint8 image."""
+    _require(image, "image", 3)
+    d = int(d)
+    if d < 1:
+        raise ValueError("d must be >= 1")
+    h, w, c = image.shape
+    hd, wd = h // d, w // d
+    px = image[: hd * d, : wd * d].astype(np.float64)
+    y = 0.299 * px[..., 0] + 0.587 * px[..., 1] + 0.114 * px[..., 2] if c >= 3 else px[..., 0]
+    blocks = y.reshape(hd, d, wd, d)
+    mean = blocks.mean(axis=(1, 3))
+    var = np.maximum((blocks * blocks).mean(axis=(1, 3)) - mean * mean, 0.0)
+    return mean.astype(np.float32), var.astype(np.float32)
 
 
 def box_blur(image: np.ndarray, radius: int) -> np.ndarray:

@@ -13,7 +13,7 @@ from libc.stdint cimport int32_t, int64_t, uint8_t, uint32_t
 
 cnp.import_array()
 
-__all__ = ["luma_down", "box_blur", "extreme_filter", "embed_tile", "fold_tile",
+__all__ = ["luma_down", "luma_stats", "box_blur", "extreme_filter", "embed_tile", "fold_tile",
            "lattice_scores", "viterbi_decode"]
 
 
@@ -22,36 +22,90 @@ def luma_down(const uint8_t[:, :, ::1] image, Py_ssize_t d):
     if d < 1:
         raise ValueError("d must be >= 1")
     cdef Py_ssize_t h = image.shape[0], w = image.shape[1], c = image.shape[2]
-    cdef Py_ssize_t hd = h // d, wd = w // d, i, j, a, b
+    cdef Py_ssize_t hd = h // d, wd = w // d, i, j, a, jj, k
     out = np.empty((hd, wd), dtype=np.float32)
     if hd == 0 or wd == 0:
         return out
     cdef float[:, ::1] o = out
     # integer channel sums per block, weighted once per block (the twin does the same)
-    cdef int64_t[:, ::1] acc = np.zeros((wd, 3), dtype=np.int64)
-    cdef const uint8_t* row
+    cdef int64_t[::1] s0 = np.zeros(wd, dtype=np.int64)
+    cdef int64_t[::1] s1 = np.zeros(wd, dtype=np.int64)
+    cdef int64_t[::1] s2 = np.zeros(wd, dtype=np.int64)
+    cdef const uint8_t* p
     cdef double norm = 1.0 / (d * d)
+    cdef bint colour = c >= 3
+    cdef int64_t t0, t1, t2
+    with nogil:
+        for i in range(hd):
+            for j in range(wd):
+                s0[j] = 0
+                s1[j] = 0
+                s2[j] = 0
+            for a in range(i * d, i * d + d):
+                p = &image[a, 0, 0]
+                for jj in range(wd):
+                    t0 = 0
+                    t1 = 0
+                    t2 = 0
+                    for k in range(d):
+                        t0 = t0 + p[0]
+                        if colour:
+                            t1 = t1 + p[1]
+                            t2 = t2 + p[2]
+                        p += c
+                    s0[jj] += t0
+                    s1[jj] += t1
+                    s2[jj] += t2
+            for j in range(wd):
+                if colour:
+                    o[i, j] = <float>((0.299 * s0[j] + 0.587 * s1[j] + 0.114 * s2[j]) * norm)
+                else:
+                    o[i, j] = <float>(s0[j] * norm)
+    return out
+
+
+def luma_stats(const uint8_t[:, :, ::1] image, Py_ssize_t d):
+    """BT.601 luma mean and variance over each d x d block of an (H, W, C) uint8 image."""
+    if d < 1:
+        raise ValueError("d must be >= 1")
+    cdef Py_ssize_t h = image.shape[0], w = image.shape[1], c = image.shape[2]
+    cdef Py_ssize_t hd = h // d, wd = w // d, i, j, a, jj, k
+    mean = np.empty((hd, wd), dtype=np.float32)
+    var = np.empty((hd, wd), dtype=np.float32)
+    if hd == 0 or wd == 0:
+        return mean, var
+    cdef float[:, ::1] mo = mean
+    cdef float[:, ::1] vo = var
+    cdef double[::1] s1 = np.zeros(wd, dtype=np.float64)
+    cdef double[::1] s2 = np.zeros(wd, dtype=np.float64)
+    cdef const uint8_t* p
+    cdef double norm = 1.0 / (d * d), y, t1, t2, mu
     cdef bint colour = c >= 3
     with nogil:
         for i in range(hd):
             for j in range(wd):
-                acc[j, 0] = 0
-                acc[j, 1] = 0
-                acc[j, 2] = 0
+                s1[j] = 0.0
+                s2[j] = 0.0
             for a in range(i * d, i * d + d):
-                row = &image[a, 0, 0]
-                for j in range(wd):
-                    for b in range(j * d, j * d + d):
-                        acc[j, 0] += row[b * c]
+                p = &image[a, 0, 0]
+                for jj in range(wd):
+                    t1 = 0.0
+                    t2 = 0.0
+                    for k in range(d):
                         if colour:
-                            acc[j, 1] += row[b * c + 1]
-                            acc[j, 2] += row[b * c + 2]
+                            y = 0.299 * p[0] + 0.587 * p[1] + 0.114 * p[2]
+                        else:
+                            y = p[0]
+                        t1 = t1 + y
+                        t2 = t2 + y * y
+                        p += c
+                    s1[jj] += t1
+                    s2[jj] += t2
             for j in range(wd):
-                if colour:
-                    o[i, j] = <float>((0.299 * acc[j, 0] + 0.587 * acc[j, 1] + 0.114 * acc[j, 2]) * norm)
-                else:
-                    o[i, j] = <float>(acc[j, 0] * norm)
-    return out
+                mu = s1[j] * norm
+                mo[i, j] = <float>mu
+                vo[i, j] = <float>max(s2[j] * norm - mu * mu, 0.0)
+    return mean, var
 
 
 cdef void _box_row(float* line, Py_ssize_t n, Py_ssize_t r, double* buf) noexcept nogil:

@@ -26,7 +26,7 @@ from ..errors import LabelkitError
 from . import ecc
 from .detection import P_THRESHOLD, Detection, union_p_value
 from .keys import WatermarkKey, keyed_permutation, keyed_uniform
-from .lattice import find_lattices
+from .lattice import MAX_LATTICES, MIN_PERIOD, N_ROTATED, find_lattices
 
 __all__ = [
     "embed_image",
@@ -41,6 +41,10 @@ T = 128  # tile size in reference pixels
 BAND = (0.025, 0.20)  # cycles per reference pixel
 PILOT_FRACTION = 1.0 / 3.0
 REF_SIDE = 512  # one reference pixel per image pixel up to a 512 px short side
+# The tile's period in pixels is one of these: the largest not above T * short side / REF_SIDE
+# (about a quarter of the short side). A crop keeps the period, so the detector tries these
+# few exact periods before it searches: crops at any offset cost a handful of folds.
+PERIODS = (128, 160, 200, 256, 320, 400, 512, 640, 800, 1024)
 # Below this short side the folded tile averages too few pixels: measured on photos at 320 px,
 # the payload is lost even without an attack (at 384 px it survives JPEG 75).
 MIN_SIDE = 384
@@ -53,14 +57,24 @@ class WatermarkTooSmall(LabelkitError):
 
 @dataclass(frozen=True)
 class ImageStrength:
-    """The texture mask, in 8-bit levels of luma per unit-RMS tile."""
+    """How strong the mark is where, in 8-bit levels of luma per unit-RMS tile.
 
-    flat: float = 1.1  # amplitude on flat areas
-    gain: float = 0.55  # extra amplitude per level of local activity
-    ceiling: float = 5.0  # amplitude on the busiest texture
+    SSIM compares 7x7 windows: a mark of in-window variance n^2 in a window of variance s^2
+    costs about n^2 / (2 s^2 + n^2 + C2) of its SSIM (C2 = (0.03 * 255)^2). The mask has the shape
+    (1 + 2 s^2 / C2)^(texture / 2), and one gain per picture scales it up to whichever comes
+    first: the SSIM budget (predicted from that formula, which matches skimage's SSIM within
+    ~15% on photos) or the RMS cap (the PSNR floor)."""
+
+    texture: float = 1.0  # 0: the same amplitude everywhere; 1: the same SSIM cost everywhere
+    ssim_loss: float = 0.0075  # SSIM budget per picture: >= 0.99 with a margin for the model
+    ceiling: float = 6.0  # amplitude on the busiest texture, in levels
     rms_cap: float = 2.3  # global cap on the mark's RMS: PSNR >= 20 log10(255 / 2.3) = 40.9 dB
-    edge_guard: int = 7  # min-filter width in mask pixels (~14 px at 512): keeps the mark low
-    # beside edges on flat areas
+    edge_guard: int = 3  # min-filter width in mask pixels: no halo beside edges on flat areas
+    tilt: float = 0.0  # spectral tilt of the tile: bin magnitude ~ radius^-tilt
+    # The SSIM model sees the tile alone; the mask's block steps and the dither add in-window
+    # variance of their own, so low-frequency (large-period) tiles are charged at least this
+    # (measured: SSIM 0.985 at 1080p when charged the model's 0.5).
+    fraction_floor: float = 0.85
 
 
 STRENGTH = ImageStrength()
@@ -104,12 +118,15 @@ def _scale(h: int, w: int) -> float:
     return max(1.0, min(h, w) / REF_SIDE)
 
 
-def _tile(mat: _Material, payload: int, period: int) -> np.ndarray:
-    """The period x period tile (unit RMS, float32) carrying ``payload``."""
+def _tile(mat: _Material, payload: int, period: int, tilt: float = 0.0) -> np.ndarray:
+    """The period x period tile (unit RMS, float32) carrying ``payload``; bin magnitudes fall as
+    radius^-tilt (the detector whitens them away, so only the embedding cost changes)."""
     coded = ecc.encode(payload).astype(np.float64) * 2 - 1
     coef = np.exp(1j * mat.psi)
     data = ~mat.pilot
     coef[data] *= (coded[mat.chip_bit[:, 0]] + 1j * coded[mat.chip_bit[:, 1]]) / math.sqrt(2)
+    if tilt:
+        coef *= np.hypot(mat.kr, mat.kc) ** -tilt
     spec = np.zeros((period, period // 2 + 1), dtype=complex)
     spec[mat.kr % period, mat.kc] = coef
     tile = np.fft.irfft2(spec, s=(period, period))
@@ -163,23 +180,62 @@ def _dither(h: int, w: int, c: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     return table, offsets
 
 
-def _mask(image: np.ndarray, m: int, strength: ImageStrength) -> tuple[np.ndarray, float]:
-    """Texture mask at 1/m resolution (about 2 reference pixels per mask pixel) and its RMS:
-    a flat floor, more on texture, less in the dark."""
+_C2 = (0.03 * 255) ** 2  # SSIM's stabiliser for 8-bit data
+
+
+def _mask(image: np.ndarray, m: int, strength: ImageStrength) -> tuple[np.ndarray, np.ndarray]:
+    """The mask's shape at 1/m resolution and the local variance it was built from: grows
+    with texture, kept low beside edges and in the dark, where a level shows most."""
     h, w = image.shape[:2]
-    luma = kernel("luma_down")(image, m)
+    mean, var = kernel("luma_stats")(image, m)
     # the last partial block row/column: repeat the edge so the mask covers the picture
-    pad = (-(-h // m) - luma.shape[0], -(-w // m) - luma.shape[1])
+    pad = (-(-h // m) - mean.shape[0], -(-w // m) - mean.shape[1])
     if any(pad):
-        luma = np.ascontiguousarray(np.pad(luma, ((0, pad[0]), (0, pad[1])), mode="edge"))
-    detail = luma - kernel("box_blur")(luma, 1)
-    activity = np.sqrt(np.maximum(_gauss(np.ascontiguousarray(detail * detail), 1.0), 0))
-    activity = kernel("extreme_filter")(activity, strength.edge_guard, False)
-    activity = _gauss(activity, 1.0)
-    dark = np.clip(luma / 40.0, 0.5, 1.0)
-    texture = np.clip(strength.gain * activity, 0.0, strength.ceiling - strength.flat)
-    amp = ((strength.flat + texture) * dark).astype(np.float32)
-    return np.ascontiguousarray(amp), float(np.sqrt(np.mean(amp.astype(np.float64) ** 2)))
+        mean = np.ascontiguousarray(np.pad(mean, ((0, pad[0]), (0, pad[1])), mode="edge"))
+        var = np.ascontiguousarray(np.pad(var, ((0, pad[0]), (0, pad[1])), mode="edge"))
+    blur = kernel("box_blur")
+    # variance over ~3x3 blocks: within-block variance plus the spread of the block means
+    local = blur(np.ascontiguousarray(var + mean * mean), 1) - np.square(blur(mean, 1))
+    local = np.maximum(local, 0).astype(np.float32)
+    guarded = kernel("extreme_filter")(local, strength.edge_guard, False)
+    amp = (1.0 + 2.0 * guarded / _C2) ** (strength.texture / 2)
+    amp = amp * np.clip(mean / 40.0, 0.5, 1.0)
+    amp = _gauss(np.ascontiguousarray(amp, dtype=np.float32), 1.0)
+    return amp, local
+
+
+def _in_window_fraction(mat: _Material, period: int, tilt: float) -> float:
+    """The share of the tile's variance that varies inside a 7x7 window (what SSIM sees)."""
+    power = np.hypot(mat.kr, mat.kc) ** (-2 * tilt) if tilt else np.ones(mat.kr.size)
+
+    def box(f):  # response of a 7-tap mean at f cycles per pixel
+        f = np.abs(f)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            r = np.sin(7 * math.pi * f) / (7 * np.sin(math.pi * f))
+        return np.where(f < 1e-12, 1.0, r)
+
+    kept = (box(mat.kc / period) * box(mat.kr / period)) ** 2
+    return float(np.sum(power * (1 - kept)) / np.sum(power))
+
+
+def _gain(amp: np.ndarray, local: np.ndarray, fraction: float, strength: ImageStrength) -> float:
+    """The largest gain that keeps the predicted SSIM loss and the RMS within budget."""
+    a2 = (amp[::2, ::2].astype(np.float64)) ** 2  # a subsample is plenty for a mean
+    d = 2.0 * local[::2, ::2] + _C2
+    rms = math.sqrt(float(np.mean(amp.astype(np.float64) ** 2))) or 1.0
+    hi = strength.rms_cap / rms
+
+    def loss(g):
+        u = fraction * g * g * a2
+        return float(np.mean(u / (d + u)))
+
+    if loss(hi) <= strength.ssim_loss:
+        return hi
+    lo = 0.0
+    for _ in range(30):
+        mid = 0.5 * (lo + hi)
+        lo, hi = (mid, hi) if loss(mid) <= strength.ssim_loss else (lo, mid)
+    return lo
 
 
 def embed_image(
@@ -200,11 +256,14 @@ def embed_image(
     if not 0 < strength <= 8:
         raise ValueError("strength must be in (0, 8]")
     scale = _scale(h, w)
-    period = int(round(T * scale))
+    period = max(p for p in PERIODS if p <= T * scale)
     m = 2 * max(1, int(scale))
-    tile = _tile(_material(key), payload, period)
-    amp, rms = _mask(image, m, profile)
-    gain = strength * min(1.0, profile.rms_cap / rms if rms > 0 else 1.0)
+    mat = _material(key)
+    tile = _tile(mat, payload, period, profile.tilt)
+    amp, local = _mask(image, m, profile)
+    fraction = max(_in_window_fraction(mat, period, profile.tilt), profile.fraction_floor)
+    amp = np.minimum(amp * _gain(amp, local, fraction, profile), profile.ceiling)
+    gain = strength
     colour = 3 if c >= 3 else 1  # alpha (LA's second, RGBA's fourth channel) is never touched
     target = np.array(image[:, :, :colour]) if colour != c else image.copy()
     dither, offsets = _dither(h, w, colour, h * 100003 + w)
@@ -269,6 +328,13 @@ def _fold(residual: np.ndarray, basis: np.ndarray) -> np.ndarray:
     return tile
 
 
+# Every hypothesis the detector may try, fixed in advance so that stopping early at a decisive
+# lattice never changes the p-value's meaning: the known periods upright and at their best
+# angle, the finders' lattices and their isotropic completions, each plain and mirrored, at
+# every one of T x T shifts.
+MAX_HYPOTHESES = (len(PERIODS) + N_ROTATED + 2 * MAX_LATTICES) * 2 * T * T
+
+
 def detect_image(
     pixels: np.ndarray, key: WatermarkKey, threshold: float = P_THRESHOLD
 ) -> Detection:
@@ -282,33 +348,67 @@ def detect_image(
     luma = kernel("luma_down")(image, d)
     luma = np.ascontiguousarray(luma[: luma.shape[0] // 2 * 2, : luma.shape[1] // 2 * 2])
     residual = _residual(luma)
-    nominal = T * _scale(h, w) / d
-    bases = [np.diag([nominal, nominal])]
-    for b in find_lattices(residual, mat.kr, mat.kc):
-        if not any(np.abs(b - o).max() < 1.0 for o in bases):
-            bases.append(b)
-    # isotropic completion: the only anisotropic attack scales one axis, and the finders often
-    # get one period right and the other wrong; try (P2, P2, theta) too, counted as a hypothesis
-    for b in list(bases[1:]):
+    search = _Search(residual, mat, threshold)
+    # the periods the embedder uses, upright, this size's own first: an unedited or cropped
+    # picture needs no lattice search at all
+    own = max(p for p in PERIODS if p <= T * _scale(h, w))
+    periods = sorted((p / d for p in PERIODS if MIN_PERIOD <= p / d <= 0.75 * min(luma.shape)),
+                     key=lambda p: (p != own / d, p))
+    if not search.attempt([np.diag([p, p]) for p in periods]):
+        for batch in find_lattices(residual, mat.kr, mat.kc, periods):
+            if search.attempt(batch + _isotropic(batch)):
+                break
+    return search.result(d)
+
+
+def _isotropic(bases: list[np.ndarray]) -> list[np.ndarray]:
+    """(P2, P2, theta) for every anisotropic lattice: the only anisotropic attack scales one
+    axis, and the finders often get one period right and the other wrong."""
+    out = []
+    for b in bases:
         p1, p2 = math.hypot(b[0, 0], b[1, 0]), math.hypot(b[0, 1], b[1, 1])
         if abs(math.log(p1 / p2)) > 0.02:
             iso = b.copy()
             iso[:, 0] *= p2 / p1
-            if not any(np.abs(iso - o).max() < 1.0 for o in bases):
-                bases.append(iso)
-    best = None
-    for index, basis in enumerate(bases):
-        folded = _fold(residual, basis)
-        for mirrored in (False, True):
-            tile = np.roll(folded[:, ::-1], 1, axis=1) if mirrored else folded
-            z, shift, bins = _pilot_correlation(tile, mat)
-            if best is None or z > best[0]:
-                best = (z, shift, bins, index, mirrored)
-    hypotheses = len(bases) * 2 * T * T
-    z, shift, bins, index, mirrored = best
-    p_value = union_p_value(z, hypotheses)
-    present = p_value <= threshold
-    payload, confidence = ecc.decode(_soft_bits(bins, shift, mat)) if present else (None, None)
-    geometry = {"basis": (bases[index] * d).round(3).tolist(), "mirrored": mirrored,
-                "lattice": index, "shift": [round(shift[0], 2), round(shift[1], 2)]}
-    return Detection(present, p_value, payload, confidence, z, hypotheses, geometry=geometry)
+            out.append(iso)
+    return out
+
+
+class _Search:
+    """Fold and test lattices, keep the best, and say when one is decisive."""
+
+    def __init__(self, residual: np.ndarray, mat: _Material, threshold: float) -> None:
+        self.residual, self.mat, self.threshold = residual, mat, threshold
+        self.tried: list[np.ndarray] = []
+        self.best: tuple | None = None
+        self.payload: tuple[int | None, np.ndarray | None] = (None, None)
+
+    def attempt(self, bases: list[np.ndarray]) -> bool:
+        """Test new lattices; True once a significant one decodes (its CRC holds)."""
+        for basis in bases:
+            if any(np.abs(basis - o).max() < 1.0 for o in self.tried):
+                continue
+            self.tried.append(basis)
+            folded = _fold(self.residual, basis)
+            for mirrored in (False, True):
+                tile = np.roll(folded[:, ::-1], 1, axis=1) if mirrored else folded
+                z, shift, bins = _pilot_correlation(tile, self.mat)
+                if self.best is not None and z <= self.best[0]:
+                    continue
+                self.best = (z, shift, bins, basis, mirrored)
+                if union_p_value(z, MAX_HYPOTHESES) <= self.threshold:
+                    self.payload = ecc.decode(_soft_bits(bins, shift, self.mat))
+                    if self.payload[0] is not None:
+                        return True
+        return False
+
+    def result(self, d: int) -> Detection:
+        z, shift, _, basis, mirrored = self.best
+        p_value = union_p_value(z, MAX_HYPOTHESES)
+        present = p_value <= self.threshold
+        payload, confidence = self.payload if present else (None, None)
+        geometry = {"basis": (basis * d).round(3).tolist(), "mirrored": mirrored,
+                    "lattices_tried": len(self.tried),
+                    "shift": [round(float(shift[0]), 2), round(float(shift[1]), 2)]}
+        return Detection(present, p_value, payload, confidence, z, MAX_HYPOTHESES,
+                         geometry=geometry)

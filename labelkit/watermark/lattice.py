@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import math
+from collections.abc import Iterator
 
 import numpy as np
 
@@ -64,7 +65,7 @@ def _lag_grid(h: int, w: int):
     return dx, dy, valid
 
 
-def _autocorr_seeds(white: np.ndarray, shape: tuple[int, int], per_axis: int = 4) -> list:
+def _peak_seeds(white: np.ndarray, shape: tuple[int, int], per_axis: int = 4) -> list:
     """(P1, P2, theta) seeds from the strongest autocorrelation peaks near the x and y axes."""
     h, w = shape
     corr = np.fft.fftshift(np.fft.irfft2(white - white.mean(), s=(h, w))).astype(np.float32)
@@ -95,6 +96,99 @@ def _autocorr_seeds(white: np.ndarray, shape: tuple[int, int], per_axis: int = 4
             theta = 0.5 * (math.atan2(a[1], a[0]) + math.atan2(-b[0], b[1]))
             seeds.append(np.array([math.hypot(*a), math.hypot(*b), theta]))
     return seeds
+
+
+def _bilinear(img: np.ndarray, y: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """img at fractional (y, x), 0 outside."""
+    h, w = img.shape
+    ok = (x >= 0) & (x < w - 1) & (y >= 0) & (y < h - 1)
+    x = np.where(ok, x, 0)
+    y = np.where(ok, y, 0)
+    x0, y0 = np.floor(x).astype(np.int64), np.floor(y).astype(np.int64)
+    ax, ay = x - x0, y - y0
+    v = (img[y0, x0] * (1 - ax) * (1 - ay) + img[y0, x0 + 1] * ax * (1 - ay)
+         + img[y0 + 1, x0] * (1 - ax) * ay + img[y0 + 1, x0 + 1] * ax * ay)
+    return np.where(ok, v, 0.0)
+
+
+def _ray_seeds(white: np.ndarray, shape: tuple[int, int], per_axis: int = 6) -> list:
+    """(P1, P2, theta) seeds from the whitened autocorrelation, summed along rays.
+
+    A tile lattice puts autocorrelation peaks at every n*v1 + m*v2. One peak is weak when
+    the mark is weak; summing the first harmonics along a ray (v, 2v, 3v) at each angle and
+    period separates the lattice from the picture's own, isolated, correlations. The best
+    periods near the x axis and near the y axis, at nearby angles, are paired and scored with
+    their diagonals (v1 + v2, v1 - v2)."""
+    h, w = shape
+    corr = np.fft.fftshift(np.fft.irfft2(white - white.mean(), s=(h, w)))
+    corr = corr / (corr.std() or 1.0)
+    cy, cx = h // 2, w // 2
+    lo = max(MIN_PERIOD, 0.1 * min(h, w))
+    hi = 0.6 * min(h, w)
+    if hi <= lo:
+        return []
+    periods = np.exp(np.arange(math.log(lo), math.log(hi), 0.006))
+    thetas = np.deg2rad(np.arange(-4.0, 4.01, 0.25))
+    harmonics = np.arange(1, 4)[None, None, :]
+    th = thetas[:, None, None]
+    length = periods[None, :, None] * harmonics
+    reach = length <= 0.75 * min(h, w)
+
+    def ray(dx, dy):  # summed harmonics along direction (dx, dy): (theta, period)
+        v = _bilinear(corr, cy + length * dy, cx + length * dx)
+        return np.where(reach, v, 0.0).sum(-1) / np.sqrt(np.maximum(reach.sum(-1), 1))
+
+    along_x = ray(np.cos(th), np.sin(th))
+    along_y = ray(-np.sin(th), np.cos(th))
+
+    def best(score):
+        out = []
+        for i in np.argsort(-score.ravel()):
+            t, p = divmod(int(i), score.shape[1])
+            if any(abs(t - u) <= 4 and abs(math.log(periods[p] / q)) < 0.04 for u, q, _ in out):
+                continue
+            out.append((t, float(periods[p]), float(score.ravel()[i])))
+            if len(out) >= per_axis:
+                break
+        return out
+
+    seeds = []
+    for tx, p1, s1 in best(along_x):
+        for ty, p2, s2 in best(along_y):
+            if abs(tx - ty) > 6:  # the two axes of one lattice are perpendicular
+                continue
+            theta = 0.5 * (thetas[tx] + thetas[ty])
+            c, s = math.cos(theta), math.sin(theta)
+            diag = _bilinear(corr, np.array([cy + p1 * s + p2 * c, cy + p1 * s - p2 * c]),
+                             np.array([cx + p1 * c - p2 * s, cx + p1 * c + p2 * s])).sum()
+            seeds.append((s1 + s2 + diag / math.sqrt(2), np.array([p1, p2, theta])))
+    seeds.sort(key=lambda t: -t[0])
+    return corr, [p for _, p in seeds]
+
+
+def _autocorr_refined(corr: np.ndarray, seed: np.ndarray) -> tuple[float, np.ndarray]:
+    """Refine (P1, P2, theta) on the autocorrelation summed over the lattice's points
+    n*v1 + m*v2 (|n|, |m| <= 3): smooth, and not fooled by the picture's isolated peaks."""
+    h, w = corr.shape
+    cy, cx = h // 2, w // 2
+    n, m = np.meshgrid(np.arange(-3, 4), np.arange(0, 4), indexing="ij")
+    keep = (m > 0) | (n > 0)  # one of each +-v pair: the autocorrelation is even
+    n, m = n[keep].astype(float), m[keep].astype(float)
+    reach = 0.75 * min(h, w)
+
+    def cost(x):
+        p1, p2, th = math.exp(x[0]), math.exp(x[1]), x[2]
+        c, s = math.cos(th), math.sin(th)
+        lx = n * p1 * c - m * p2 * s
+        ly = n * p1 * s + m * p2 * c
+        ok = np.hypot(lx, ly) <= reach
+        if not ok.any():
+            return 0.0
+        return -float(_bilinear(corr, cy + ly[ok], cx + lx[ok]).sum() / math.sqrt(ok.sum()))
+
+    x0 = np.array([math.log(seed[0]), math.log(seed[1]), seed[2]])
+    x, v = _nelder_mead(cost, x0, np.array([0.004, 0.004, 0.003]), iters=80, tol=1e-4)
+    return -v, _basis(math.exp(x[0]), math.exp(x[1]), x[2])
 
 
 def _nelder_mead(f, x0: np.ndarray, step: np.ndarray, iters: int = 150, tol: float = 1e-4):
@@ -135,13 +229,33 @@ def _basis(p1: float, p2: float, theta: float) -> np.ndarray:
     return np.array([[p1 * c, -p2 * s], [p1 * s, p2 * c]])
 
 
+N_LINES = 3  # lattices kept from the spectral-line search
+N_AUTO = 5  # lattices kept from the autocorrelation finder
+MAX_LATTICES = N_LINES + N_AUTO
+
+
+N_ROTATED = 3  # rotated lattices kept from the known-period angle search
+
+
 def find_lattices(
-    residual: np.ndarray, kr: np.ndarray, kc: np.ndarray, n_lines: int = 3, n_auto: int = 5
-) -> list[np.ndarray]:
-    """Candidate tile bases (2x2, columns = period vectors in working pixels), best first."""
+    residual: np.ndarray, kr: np.ndarray, kc: np.ndarray, periods: list[float] = (),
+    n_lines: int = N_LINES, n_auto: int = N_AUTO,
+) -> Iterator[list[np.ndarray]]:
+    """Candidate tile bases (2x2, columns = period vectors in working pixels), in batches, best
+    first in each: the known ``periods`` at the angle their spectral lines prefer (a rotation
+    keeps the period), then the general spectral-line finder's, then the autocorrelation
+    finder's; a caller that finds the mark in one batch never pays for the next."""
     h, w = residual.shape
     scores = kernel("lattice_scores")
     white = whitened_spectrum(residual)
+    kr_all, kc_all = kr.astype(np.float64), kc.astype(np.float64)
+    if len(periods):
+        sel = np.hypot(kr_all, kc_all) >= 8
+        thetas = np.deg2rad(np.arange(-3.5, 3.51, 0.1))
+        grid = np.array([[p, p, t] for p in periods for t in thetas])
+        sc = scores(white, grid, kr_all[sel], kc_all[sel], True).reshape(len(periods), -1)
+        best = np.argsort(-sc.max(axis=1))[:N_ROTATED]
+        yield [_basis(periods[i], periods[i], thetas[int(np.argmax(sc[i]))]) for i in best]
     peak = kernel("extreme_filter")(white, 3, True)
     kr = kr.astype(np.float64)
     kc = kc.astype(np.float64)
@@ -200,13 +314,18 @@ def find_lattices(
     for p in proposals:
         found += refine(p, keep_start=True)
     bases = pick(found, n_lines, [])
-    seeds = [p for p in _autocorr_seeds(white, (h, w))
+    yield list(bases)
+    # two autocorrelation finders: single peaks near the axes (strong marks, any geometry) and
+    # harmonics summed along rays (weak marks); the line score picks the peak seeds to refine
+    seeds = [p for p in _peak_seeds(white, (h, w))
              if MIN_PERIOD <= min(p[0], p[1]) and max(p[0], p[1]) <= 0.75 * min(h, w)
              and abs(p[2]) < 0.1]
-    if seeds:  # refine only the most promising seeds (one batched scoring call)
+    if seeds:
         first = scores(white, np.array(seeds), kr_hi, kc_hi, True)
         seeds = [seeds[i] for i in np.argsort(-first)[: 2 * n_auto]]
+    seeds += _ray_seeds(white, (h, w))[1][:3]
     found = []
     for p in seeds:
         found += refine(p, keep_start=False)
-    return pick(found, n_auto, bases)
+    first = len(bases)
+    yield pick(found, n_auto, bases)[first:]
