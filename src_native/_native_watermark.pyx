@@ -280,16 +280,23 @@ def fold_tile(const float[:, ::1] residual, binv, Py_ssize_t t):
     # twin does the same arithmetic
     cdef double off = 0.5 + t * 1048576.0
     cdef double u0, v0
-    cdef int64_t iu, iv, mask = t - 1
+    cdef int64_t mask = t - 1, shift = 0
+    while (1 << shift) < t:
+        shift += 1
+    cdef double* sp = &s[0, 0]
+    cdef int64_t* np_ = &n[0, 0]
+    cdef const float* row
+    cdef Py_ssize_t idx
     with nogil:
         for y in range(h):
             u0 = b01 * y
             v0 = b11 * y
+            row = &residual[y, 0]
             for x in range(w):
-                iu = (<int64_t>((b00 * x + u0) + off)) & mask
-                iv = (<int64_t>((b10 * x + v0) + off)) & mask
-                s[iv, iu] += residual[y, x]
-                n[iv, iu] += 1
+                idx = ((((<int64_t>((b10 * x + v0) + off)) & mask) << shift)
+                       | ((<int64_t>((b00 * x + u0) + off)) & mask))
+                sp[idx] += row[x]
+                np_[idx] += 1
     return sums, counts
 
 

@@ -281,10 +281,13 @@ def _residual(luma: np.ndarray) -> np.ndarray:
     detail = luma - _gauss(luma, 12.0, passes=2)
     local = np.sqrt(np.maximum(_gauss(np.ascontiguousarray(detail * detail), 12.0, 2), 0)) + 1.0
     r = detail / local
-    extreme = kernel("extreme_filter")
-    flat = (extreme(luma, 5, True) - extreme(luma, 5, False)) == 0
-    if flat.any():  # the fill's edges would draw spectral lines of their own
-        r[extreme(flat.astype(np.float32), 13, True) > 0] = 0
+    # (a constant 5x5 block needs equal horizontal neighbours: most photos have none, and
+    # then the two filters are skipped)
+    if (luma[:, 1:] == luma[:, :-1]).any():
+        extreme = kernel("extreme_filter")
+        flat = (extreme(luma, 5, True) - extreme(luma, 5, False)) == 0
+        if flat.any():  # the fill's edges would draw spectral lines of their own
+            r[extreme(flat.astype(np.float32), 13, True) > 0] = 0
     r -= r.mean()
     return np.clip(r, -3, 3).astype(np.float32)
 
@@ -349,11 +352,11 @@ def detect_image(
     luma = np.ascontiguousarray(luma[: luma.shape[0] // 2 * 2, : luma.shape[1] // 2 * 2])
     residual = _residual(luma)
     search = _Search(residual, mat, threshold)
-    # the periods the embedder uses, upright, this size's own first: an unedited or cropped
-    # picture needs no lattice search at all
+    # the periods the embedder uses, upright: an unedited or cropped picture needs no lattice
+    # search at all. A crop is smaller than its original, whose period was at least this
+    # size's own; smaller periods mean a rescale, which the finders handle.
     own = max(p for p in PERIODS if p <= T * _scale(h, w))
-    periods = sorted((p / d for p in PERIODS if MIN_PERIOD <= p / d <= 0.75 * min(luma.shape)),
-                     key=lambda p: (p != own / d, p))
+    periods = [p / d for p in PERIODS if p >= own and p / d <= 0.75 * min(luma.shape)]
     if not search.attempt([np.diag([p, p]) for p in periods]):
         for batch in find_lattices(residual, mat.kr, mat.kc, periods):
             if search.attempt(batch + _isotropic(batch)):
