@@ -4,10 +4,11 @@ Usage: python examples/demo.py OUTDIR
 Everything is made by code here (no downloads). Steps:
   1. a provider key pair (labelkit keygen)
   2. sample generated pictures in five formats, including an animated GIF
-  3. labelkit label: visible label + metadata label + signature, into OUTDIR/labeled
-  4. labelkit verify --json with the public key: every file must be compliant
+  3. labelkit label: visible label + invisible watermark + metadata label + signature
+  4. labelkit verify --json with the secret key: every file compliant, the watermark matching
   5. the in-process API a generation service uses (Labeler.label_image on an array)
   6. what verification says about tampering: an edited field, changed pixels, a copied label
+  7. a platform strips the metadata and re-encodes: the watermark still identifies the picture
 """
 
 from __future__ import annotations
@@ -54,7 +55,7 @@ def make_samples(folder: Path) -> list[Path]:
     for name, (pixels, fmt, args) in samples.items():
         Image.fromarray(pixels).save(folder / name, fmt, **args)
         paths.append(folder / name)
-    frames = [Image.fromarray(scene(480, 320, p)).convert("P", palette=Image.Palette.ADAPTIVE)
+    frames = [Image.fromarray(scene(640, 400, p)).convert("P", palette=Image.Palette.ADAPTIVE)
               for p in np.linspace(0, 1, 6)]
     frames[0].save(folder / "sunrise.gif", save_all=True, append_images=frames[1:],
                    duration=120, loop=0)
@@ -66,12 +67,12 @@ def banner(text: str) -> None:
     print(f"\n== {text} " + "=" * max(0, 70 - len(text)))
 
 
-def verify_json(folder: Path, pub: Path) -> list[dict]:
-    """Run `labelkit verify --json` on a folder and return the reports, one per file."""
+def verify_json(folder: Path, keyfile: Path) -> list[dict]:
+    """Run `labelkit verify --json --key` on a folder and return the reports, one per file."""
     out = io.StringIO()
     stdout, sys.stdout = sys.stdout, out
     try:
-        cli(["verify", "--json", "--pubkey", str(pub), str(folder)])
+        cli(["verify", "--json", "--key", str(keyfile), str(folder)])
     finally:
         sys.stdout = stdout
     return [json.loads(line) for line in out.getvalue().splitlines()]
@@ -96,7 +97,7 @@ def main(argv: list[str]) -> int:
     for p in samples:
         print(f"  {p}  {p.stat().st_size:>8} bytes")
 
-    banner("3. labelkit label (visible label + metadata label + signature)")
+    banner("3. labelkit label (visible label + watermark + metadata label + signature)")
     labeled = out / "labeled"
     rc = cli(["label", "--producer", PRODUCER, "--key", str(keyfile), "-o", str(labeled),
               str(out / "generated")])
@@ -104,9 +105,9 @@ def main(argv: list[str]) -> int:
         print(f"labelkit label exited {rc}")
         return rc
 
-    banner("4. labelkit verify --json --pubkey")
+    banner("4. labelkit verify --json --key (the secret key also looks for the watermark)")
     ok = True
-    reports = verify_json(labeled, pub)
+    reports = verify_json(labeled, keyfile)
     ok = len(reports) == len(samples)
     for report in reports:
         ok &= report["verdict"] == "compliant"
@@ -118,6 +119,13 @@ def main(argv: list[str]) -> int:
         if ex.get("status") == "present":
             print(f"  visible label: at {ex['position']}, ink height "
                   f"{ex['ink_height_ratio']:.1%} of the shortest side")
+        wm = report["watermark"]
+        if wm.get("present"):
+            print(f"  watermark: payload {wm['payload']} (p = {wm['p_value']:.1e}), matches the "
+                  f"label's ProduceID: {wm['matches_record']}")
+            ok &= wm["matches_record"] is True
+        else:
+            print(f"  watermark: {wm.get('status')} {wm.get('message', '')}".rstrip())
         for c in report["checks"]:
             if c["status"] != "pass":
                 print(f"  [{c['status']}] {c['id']}: {c['message']}")
@@ -155,8 +163,27 @@ def main(argv: list[str]) -> int:
               f"{r.signature['message']}")
         ok &= r.verdict == "noncompliant"
 
+    banner("7. metadata stripped by a platform (re-encoded, resized, cropped)")
+    wkey = labelkit.WatermarkKey.from_signing_key(key)
+    for name in ("landscape.png", "portrait.jpg", "square.webp"):
+        with Image.open(labeled / name) as im:
+            w, h = im.size
+            im = im.convert("RGB").crop((w // 10, h // 12, w, h)).resize(
+                (w * 3 // 4, h * 3 // 4), Image.Resampling.LANCZOS)
+            buf = io.BytesIO()
+            im.save(buf, "JPEG", quality=80)  # no metadata carried over
+        r = labelkit.verify(buf.getvalue(), key=key, name=f"stripped-{name}.jpg")
+        wm = r.watermark
+        print(f"  {name}: cropped, resized to 75%, JPEG 80 without metadata -> verdict "
+              f"{r.verdict}; watermark present {wm['present']}, payload {wm['payload']}")
+        ok &= r.verdict == "traces_only" and wm["present"]
+        expected = next(x for x in reports if Path(x["path"]).name == name)
+        ok &= wm["payload"] == expected["watermark"]["payload"]
+    print(f"  (the payload is HMAC(secret, ProduceID): it names the original label, key {wkey})")
+
     banner("result")
-    print("every labeled sample verified compliant and tampering was detected" if ok
+    print("every labeled sample verified compliant, tampering was detected, and stripped copies "
+          "were still identified by their watermark" if ok
           else "SOMETHING FAILED: see above")
     return 0 if ok else 1
 

@@ -22,6 +22,7 @@ from .signing import (
     load_public_key,
     parse_rc1,
 )
+from .watermark import MIN_SIDE as WATERMARK_MIN_SIDE
 from .watermark import WatermarkKey, detect_image
 
 __all__ = [
@@ -393,7 +394,11 @@ def _check_watermark(report: Report, pixels, key: WatermarkKey, record: AIGCReco
         "score": round(found.score, 2),
     }
     p = f"p = {found.p_value:.2g}"
-    if not found.present:
+    if not found.present and min(pixels.shape[:2]) < WATERMARK_MIN_SIDE:
+        report.watermark["message"] = "too small to have been marked at this size"
+        report.add("watermark", "n/a", f"no watermark found ({p}); pictures under "
+                   f"{WATERMARK_MIN_SIDE} px are not marked")
+    elif not found.present:
         status = "warn" if record is not None else "n/a"
         report.add("watermark", status, f"no watermark of this key found ({p})")
     elif found.payload is None:

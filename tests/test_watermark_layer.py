@@ -106,6 +106,7 @@ def test_small_pictures_say_so(key, photo):
     assert result.notes and "too small" in result.notes[0]
     report = labelkit.verify(result.data, key=key)
     assert report.verdict == "compliant" and report.watermark["present"] is False
+    assert report.check("watermark").status == "n/a" and "too small" in report.watermark["message"]
 
 
 def test_metadata_only_and_unsigned_labels_carry_no_watermark(key, photo):
