@@ -131,6 +131,28 @@ def test_detect_labelkit(benchmark, frame_1080p):
            subject=True, target="<= 60 ms")
 
 
+def test_detect_labelkit_searched(benchmark, frame_1080p):
+    # an attacked copy: rotated 1 degree and cropped, so the upright lattices fail and the
+    # detector searches for the geometry (the slow path of a marked picture)
+    marked = Image.fromarray(embed_image(frame_1080p, KEY, PAYLOAD)).rotate(
+        1, Image.Resampling.BICUBIC)
+    attacked = np.ascontiguousarray(np.asarray(marked)[100:1000, 150:1750])
+    benchmark.group = DETECT
+    found = benchmark(detect_image, attacked, KEY)
+    assert found.present and found.payload == PAYLOAD, found.to_dict()
+    record(DETECT, "labelkit detect_image (rotated 1 deg + cropped)", benchmark,
+           pixels=1920 * 1080, subject=True, target="<= 60 ms")
+
+
+def test_detect_labelkit_unmarked(benchmark, frame_1080p):
+    # no mark: every lattice of the search is tried before saying so (the worst case)
+    benchmark.group = DETECT
+    found = benchmark(detect_image, frame_1080p, KEY)
+    assert not found.present, found.to_dict()
+    record(DETECT, "labelkit detect_image (unmarked: full search)", benchmark,
+           pixels=1920 * 1080, subject=True, target="<= 60 ms")
+
+
 def _imwatermark(method: str):
     iw = peers.imwatermark()
     encoder = iw.WatermarkEncoder()

@@ -85,18 +85,23 @@ def luma_down(image: np.ndarray, d: int) -> np.ndarray:
 
 
 def luma_stats(image: np.ndarray, d: int) -> tuple[np.ndarray, np.ndarray]:
-    """BT.601 luma mean and variance over each d x d block of an (H, W, C) uint8 image."""
+    """Mean and variance of an integer BT.601 luma, (77 R + 150 G + 29 B + 128) >> 8, over
+    each d x d block of an (H, W, C) uint8 image (float32; sums are exact integers)."""
     _require(image, "image", 3)
     d = int(d)
     if d < 1:
         raise ValueError("d must be >= 1")
     h, w, c = image.shape
     hd, wd = h // d, w // d
-    px = image[: hd * d, : wd * d].astype(np.float64)
-    y = 0.299 * px[..., 0] + 0.587 * px[..., 1] + 0.114 * px[..., 2] if c >= 3 else px[..., 0]
+    px = image[: hd * d, : wd * d].astype(np.int64)
+    if c >= 3:
+        y = (77 * px[..., 0] + 150 * px[..., 1] + 29 * px[..., 2] + 128) >> 8
+    else:
+        y = px[..., 0]
     blocks = y.reshape(hd, d, wd, d)
-    mean = blocks.mean(axis=(1, 3))
-    var = np.maximum((blocks * blocks).mean(axis=(1, 3)) - mean * mean, 0.0)
+    norm = 1.0 / (d * d)
+    mean = blocks.sum(axis=(1, 3)) * norm
+    var = np.maximum((blocks * blocks).sum(axis=(1, 3)) * norm - mean * mean, 0.0)
     return mean.astype(np.float32), var.astype(np.float32)
 
 

@@ -65,7 +65,8 @@ def luma_down(const uint8_t[:, :, ::1] image, Py_ssize_t d):
 
 
 def luma_stats(const uint8_t[:, :, ::1] image, Py_ssize_t d):
-    """BT.601 luma mean and variance over each d x d block of an (H, W, C) uint8 image."""
+    """Mean and variance of an integer BT.601 luma, (77 R + 150 G + 29 B + 128) >> 8, over
+    each d x d block of an (H, W, C) uint8 image (float32; sums are exact integers)."""
     if d < 1:
         raise ValueError("d must be >= 1")
     cdef Py_ssize_t h = image.shape[0], w = image.shape[1], c = image.shape[2]
@@ -76,24 +77,25 @@ def luma_stats(const uint8_t[:, :, ::1] image, Py_ssize_t d):
         return mean, var
     cdef float[:, ::1] mo = mean
     cdef float[:, ::1] vo = var
-    cdef double[::1] s1 = np.zeros(wd, dtype=np.float64)
-    cdef double[::1] s2 = np.zeros(wd, dtype=np.float64)
+    cdef int64_t[::1] s1 = np.zeros(wd, dtype=np.int64)
+    cdef int64_t[::1] s2 = np.zeros(wd, dtype=np.int64)
     cdef const uint8_t* p
-    cdef double norm = 1.0 / (d * d), y, t1, t2, mu
+    cdef double norm = 1.0 / (d * d), mu
+    cdef int64_t t1, t2, y
     cdef bint colour = c >= 3
     with nogil:
         for i in range(hd):
             for j in range(wd):
-                s1[j] = 0.0
-                s2[j] = 0.0
+                s1[j] = 0
+                s2[j] = 0
             for a in range(i * d, i * d + d):
                 p = &image[a, 0, 0]
                 for jj in range(wd):
-                    t1 = 0.0
-                    t2 = 0.0
+                    t1 = 0
+                    t2 = 0
                     for k in range(d):
                         if colour:
-                            y = 0.299 * p[0] + 0.587 * p[1] + 0.114 * p[2]
+                            y = (77 * p[0] + 150 * p[1] + 29 * p[2] + 128) >> 8
                         else:
                             y = p[0]
                         t1 = t1 + y

@@ -11,7 +11,7 @@ from labelkit.watermark.image import _dither
 
 from .conftest import PURE
 
-NAMES = ("luma_down", "box_blur", "extreme_filter", "embed_tile", "fold_tile", "lattice_scores",
+NAMES = ("luma_down", "luma_stats", "box_blur", "extreme_filter", "embed_tile", "fold_tile", "lattice_scores",
          "viterbi_decode")
 
 
@@ -41,6 +41,22 @@ def test_luma_down_identical(native, rng, channels, d):
     a, b = native.luma_down(img, d), _kernels_py.luma_down(img, d)
     assert a.shape == (37 // d, 53 // d) and a.dtype == np.float32
     np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("channels", [1, 3, 4])
+@pytest.mark.parametrize("d", [1, 2, 4])
+def test_luma_stats_identical_and_right(native, rng, channels, d):
+    img = rng.integers(0, 256, (33, 47, channels), dtype=np.uint8)
+    mean, var = native.luma_stats(img, d)
+    twin = _kernels_py.luma_stats(img, d)
+    np.testing.assert_array_equal(mean, twin[0])
+    np.testing.assert_array_equal(var, twin[1])
+    px = img[: 33 // d * d, : 47 // d * d].astype(np.int64)
+    y = (77 * px[..., 0] + 150 * px[..., 1] + 29 * px[..., 2] + 128) >> 8 if channels >= 3 \
+        else px[..., 0]
+    block = y[:d, :d]
+    assert mean[0, 0] == pytest.approx(block.mean(), abs=1e-4)
+    assert var[0, 0] == pytest.approx(block.var(), abs=1e-2)
 
 
 def test_luma_down_is_bt601(rng):
