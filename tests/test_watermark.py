@@ -278,3 +278,16 @@ def test_embed_with_one_detect_with_the_other(photo512, payload, embed_with, det
     # the float filters of the mask may round differently in the last bit: a level at most
     diff = np.abs(same.astype(int) - marked)
     assert diff.max() <= 1 and (diff > 0).mean() < 0.01
+
+
+def test_threads_share_the_keyed_material(photo512):
+    """Services embed from many threads: results equal the single-threaded ones."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    keys = [WatermarkKey(bytes([i]) * 32) for i in range(20)]  # more keys than the cache holds
+    expected = {i: embed_image(photo512, k, 7 + i) for i, k in enumerate(keys[:3])}
+    with ThreadPoolExecutor(4) as pool:
+        got = list(pool.map(lambda i: embed_image(photo512, keys[i % 20], 7 + i % 20), range(24)))
+    for i, out in enumerate(got):
+        if i % 20 in expected:
+            np.testing.assert_array_equal(out, expected[i % 20])

@@ -16,6 +16,7 @@ payload is read at the best hypothesis by soft Viterbi and accepted only if its 
 from __future__ import annotations
 
 import math
+import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 
@@ -90,10 +91,12 @@ class _Material:
 
 
 _MATERIAL: OrderedDict[bytes, _Material] = OrderedDict()
+_MATERIAL_LOCK = threading.Lock()  # services label from many threads with few keys
 
 
 def _material(key: WatermarkKey) -> _Material:
-    found = _MATERIAL.get(key.secret)
+    with _MATERIAL_LOCK:
+        found = _MATERIAL.get(key.secret)
     if found is not None:
         return found
     kr, kc = np.meshgrid(np.arange(-T // 2 + 1, T // 2), np.arange(1, T // 2), indexing="ij")
@@ -108,9 +111,10 @@ def _material(key: WatermarkKey) -> _Material:
     chips = np.arange(2 * n_data) % ecc.N_CODED
     chip_bit = chips[keyed_permutation(key.secret, "image/chips", 2 * n_data)].reshape(n_data, 2)
     found = _Material(kr, kc, pilot, psi, chip_bit)
-    _MATERIAL[key.secret] = found
-    if len(_MATERIAL) > 16:
-        _MATERIAL.popitem(last=False)
+    with _MATERIAL_LOCK:
+        _MATERIAL[key.secret] = found
+        while len(_MATERIAL) > 16:
+            _MATERIAL.popitem(last=False)
     return found
 
 
