@@ -316,13 +316,30 @@ def _pilot_correlation(folded: np.ndarray, mat: _Material):
     return float(z[ty, tx]), (ty + dy, tx + dx), bins
 
 
+N_BANDS = 6  # radial bands in which the pilot measures how well the channel kept the mark
+
+
 def _soft_bits(bins: np.ndarray, shift, mat: _Material) -> np.ndarray:
+    """Soft coded bits at the found shift, each chip weighted by its band's reliability.
+
+    The pilot is known, so its aligned projections measure, band by band, how much of the
+    mark survived (compression and resampling hit some frequencies harder than others);
+    weighting the data chips by rho / (1 - rho^2) of their band is maximal-ratio combining."""
     ty, tx = shift
     z = bins * np.exp(2j * math.pi * (mat.kr * ty + mat.kc * tx) / T) * np.exp(-1j * mat.psi)
-    data = ~mat.pilot
+    band = np.minimum((np.hypot(mat.kr, mat.kc) - T * BAND[0]) / (T * (BAND[1] - BAND[0]))
+                      * N_BANDS, N_BANDS - 1).astype(np.int64)
+    pilot = mat.pilot
+    seen = np.bincount(band[pilot], weights=z[pilot].real, minlength=N_BANDS)
+    count = np.maximum(np.bincount(band[pilot], minlength=N_BANDS), 1)
+    rho = np.clip(seen / count, 0.0, 0.95)
+    weight = (rho / (1 - rho * rho))[band[~pilot]]
+    if not weight.any():  # nothing measurable: fall back to equal weights
+        weight = np.ones_like(weight)
+    data = z[~pilot] * weight
     soft = np.zeros(ecc.N_CODED)
-    np.add.at(soft, mat.chip_bit[:, 0], z[data].real)
-    np.add.at(soft, mat.chip_bit[:, 1], z[data].imag)
+    np.add.at(soft, mat.chip_bit[:, 0], data.real)
+    np.add.at(soft, mat.chip_bit[:, 1], data.imag)
     return soft
 
 
