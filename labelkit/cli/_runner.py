@@ -152,19 +152,31 @@ def _run_pool(
                     break
                 pool, broken = _new_pool(jobs, init, initargs), False
             if not interrupt.stopped and not broken:
-                if retry:
-                    if not pending:
-                        entry = retry.pop(0)
-                        pending[pool.submit(work, entry[1])] = entry
-                        solo = True
-                else:
-                    solo = False
-                    while not exhausted and len(pending) + len(ready) < jobs * _WINDOW_PER_WORKER:
-                        entry = next(queue, None)
-                        if entry is None:
-                            exhausted = True
-                            break
-                        pending[pool.submit(work, entry[1])] = entry
+                try:
+                    if retry:
+                        if not pending:
+                            entry = retry[0]
+                            pending[pool.submit(work, entry[1])] = entry
+                            retry.pop(0)
+                            solo = True
+                    else:
+                        solo = False
+                        while not exhausted and \
+                                len(pending) + len(ready) < jobs * _WINDOW_PER_WORKER:
+                            entry = next(queue, None)
+                            if entry is None:
+                                exhausted = True
+                                break
+                            try:
+                                pending[pool.submit(work, entry[1])] = entry
+                            except BrokenProcessPool:
+                                retry.append(entry)  # never started: try it again
+                                raise
+                except BrokenProcessPool:
+                    # A worker died after the last wait() and before this submit: the pool
+                    # refuses new work. Same as a death noticed through a future.
+                    breaks += 1
+                    broken = True
             if not pending:
                 break
             done, _ = wait(pending, timeout=_POLL_SECONDS, return_when=FIRST_COMPLETED)

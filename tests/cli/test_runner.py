@@ -73,3 +73,34 @@ def test_stop_request_finishes_what_runs_and_starts_nothing_new(jobs):
         if len(seen) == 5:
             interrupt.stopped = True  # what the first Ctrl-C does
     assert 5 <= len(seen) < 30 and seen == sorted(seen)
+
+
+def test_pool_that_breaks_between_wait_and_submit(monkeypatch):
+    """A worker can die after the runner last looked: the next submit raises
+    BrokenProcessPool. The item is not lost, the pool is replaced, every item comes back."""
+    from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures.process import BrokenProcessPool
+
+    from labelkit.cli import _runner
+
+    made = []
+
+    class Flaky(ProcessPoolExecutor):
+        submits = 0
+
+        def submit(self, fn, *args, **kwargs):
+            Flaky.submits += 1
+            if Flaky.submits in (3, 11):  # once in the first window, once after a restart
+                raise BrokenProcessPool("a child process terminated abruptly")
+            return super().submit(fn, *args, **kwargs)
+
+    def new_pool(jobs, init, initargs):
+        made.append(1)
+        return Flaky(jobs, initializer=_runner._worker_start, initargs=(init, initargs))
+
+    monkeypatch.setattr(_runner, "_new_pool", new_pool)
+    results = list(run(range(40), _slow_square, jobs=2, init=_init, initargs=(0,),
+                       interrupt=Interrupt(), lost=_lost))
+    assert [x for x, _ in results] == list(range(40))
+    assert all(r == ("ok", x * x) for x, r in results)
+    assert len(made) >= 2  # the refused pool was replaced
