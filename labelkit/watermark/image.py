@@ -316,7 +316,8 @@ def _pilot_correlation(folded: np.ndarray, mat: _Material):
     return float(z[ty, tx]), (ty + dy, tx + dx), bins
 
 
-N_BANDS = 6  # radial bands in which the pilot measures how well the channel kept the mark
+N_BANDS = 3  # radial bands in which the pilot measures how well the channel kept the mark
+RHO_FLOOR = 0.05  # a band the pilot barely sees still votes a little (its estimate is noisy)
 
 
 def _soft_bits(bins: np.ndarray, shift, mat: _Material) -> np.ndarray:
@@ -332,7 +333,7 @@ def _soft_bits(bins: np.ndarray, shift, mat: _Material) -> np.ndarray:
     pilot = mat.pilot
     seen = np.bincount(band[pilot], weights=z[pilot].real, minlength=N_BANDS)
     count = np.maximum(np.bincount(band[pilot], minlength=N_BANDS), 1)
-    rho = np.clip(seen / count, 0.0, 0.95)
+    rho = np.clip(seen / count, RHO_FLOOR, 0.95)
     weight = (rho / (1 - rho * rho))[band[~pilot]]
     if not weight.any():  # nothing measurable: fall back to equal weights
         weight = np.ones_like(weight)
