@@ -189,10 +189,11 @@ class Labeler:
         if decoded.mode not in ("L", "LA", "RGB", "RGBA"):
             return None, (f"watermark skipped: {decoded.mode} pixels cannot carry it",)
         payload = self.watermark_key.payload_for(produce_id)
-        strength = self.policy.image.watermark_strength
+        image = self.policy.image
         for i, frame in enumerate(decoded.frames):
             try:
-                decoded.frames[i] = embed_image(frame, self.watermark_key, payload, strength)
+                decoded.frames[i] = embed_image(frame, self.watermark_key, payload,
+                                                image.watermark_strength, image.watermark_profile)
             except WatermarkTooSmall as exc:
                 return None, (f"watermark skipped: {exc.reason}",)
         return payload, ()

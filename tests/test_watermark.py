@@ -184,6 +184,22 @@ def test_strength_trades_invisibility_for_margin(photo512, payload):
     strong = embed_image(photo512, KEY, payload, strength=2.0)
     assert _psnr(photo512, weak) > _psnr(photo512, strong)
     assert detect_image(strong, KEY).score > detect_image(weak, KEY).score
+    robust = embed_image(photo512, KEY, payload, profile="robust")
+    default = embed_image(photo512, KEY, payload)
+    assert _psnr(photo512, robust) >= 40.0 and _psnr(photo512, default) > _psnr(photo512, robust)
+    assert detect_image(robust, KEY).score > detect_image(default, KEY).score
+    with pytest.raises(ValueError, match="profile"):
+        embed_image(photo512, KEY, payload, profile="loud")
+
+
+def test_invisible_default_keeps_ssim(payload):
+    from skimage.metrics import structural_similarity
+
+    for name, size in (("astronaut.png", (512, 512)), ("rocket.jpg", (1920, 1080))):
+        photo = _fit(skimage_photo(name), *size)
+        marked = embed_image(photo, KEY, payload)
+        assert _psnr(photo, marked) >= 40.0
+        assert structural_similarity(photo, marked, channel_axis=2, data_range=255) >= 0.989
 
 
 def test_degenerate_pictures_are_not_marked():

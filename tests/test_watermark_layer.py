@@ -93,6 +93,11 @@ def test_policy_can_turn_it_off_and_strength_is_checked(key, photo):
     assert report.watermark["present"] is False and report.verdict == "compliant"
     with pytest.raises(labelkit.PolicyError, match="watermark_strength"):
         labelkit.ImagePolicy(watermark_strength=0)
+    with pytest.raises(labelkit.PolicyError, match="watermark_profile"):
+        labelkit.ImagePolicy(watermark_profile="loud")
+    robust = labelkit.Labeler(PRODUCER, key, labelkit.Policy(
+        image=labelkit.ImagePolicy(watermark_profile="robust"))).label_image(photo, format="png")
+    assert labelkit.verify(robust.data, key=key).watermark["matches_record"] is True
     strong = labelkit.Labeler(PRODUCER, key, labelkit.Policy(
         image=labelkit.ImagePolicy(watermark_strength=2.0))).label_image(photo, format="png")
     assert labelkit.verify(strong.data, key=key).watermark["score"] > \
@@ -159,3 +164,8 @@ def test_cli_label_strip_verify(tmp_path, capsys, photo):
     assert json.loads(capsys.readouterr().out.splitlines()[0])["watermark"]["present"] is False
     assert main(["label", "--producer", PRODUCER, "--key", str(keyfile), "-o",
                  str(tmp_path / "x"), "--watermark-strength", "9", str(src)]) == 2
+    assert main(["label", "--producer", PRODUCER, "--key", str(keyfile), "-o",
+                 str(tmp_path / "robust"), "-q", "--watermark-profile", "robust", str(src)]) == 0
+    capsys.readouterr()
+    main(["verify", "--key", str(keyfile), "--json", str(tmp_path / "robust" / "a.png")])
+    assert json.loads(capsys.readouterr().out.splitlines()[0])["watermark"]["matches_record"]
