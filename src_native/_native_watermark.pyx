@@ -81,7 +81,7 @@ def luma_stats(const uint8_t[:, :, ::1] image, Py_ssize_t d):
     cdef int64_t[::1] s2 = np.zeros(wd, dtype=np.int64)
     cdef const uint8_t* p
     cdef double norm = 1.0 / (d * d), mu
-    cdef int64_t t1, t2, y
+    cdef int32_t t1, t2, y
     cdef bint colour = c >= 3
     with nogil:
         for i in range(hd):
@@ -90,19 +90,28 @@ def luma_stats(const uint8_t[:, :, ::1] image, Py_ssize_t d):
                 s2[j] = 0
             for a in range(i * d, i * d + d):
                 p = &image[a, 0, 0]
-                for jj in range(wd):
-                    t1 = 0
-                    t2 = 0
-                    for k in range(d):
-                        if colour:
+                if colour:  # two loops, so that neither tests the channel count per pixel
+                    for jj in range(wd):
+                        t1 = 0
+                        t2 = 0
+                        for k in range(d):
                             y = (77 * p[0] + 150 * p[1] + 29 * p[2] + 128) >> 8
-                        else:
+                            t1 = t1 + y
+                            t2 = t2 + y * y
+                            p += c
+                        s1[jj] += t1
+                        s2[jj] += t2
+                else:
+                    for jj in range(wd):
+                        t1 = 0
+                        t2 = 0
+                        for k in range(d):
                             y = p[0]
-                        t1 = t1 + y
-                        t2 = t2 + y * y
-                        p += c
-                    s1[jj] += t1
-                    s2[jj] += t2
+                            t1 = t1 + y
+                            t2 = t2 + y * y
+                            p += c
+                        s1[jj] += t1
+                        s2[jj] += t2
             for j in range(wd):
                 mu = s1[j] * norm
                 mo[i, j] = <float>mu

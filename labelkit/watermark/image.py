@@ -207,7 +207,8 @@ def _mask(image: np.ndarray, m: int, strength: ImageStrength) -> tuple[np.ndarra
     local = blur(np.ascontiguousarray(var + mean * mean), 1) - np.square(blur(mean, 1))
     local = np.maximum(local, 0).astype(np.float32)
     guarded = kernel("extreme_filter")(local, strength.edge_guard, False)
-    amp = (1.0 + 2.0 * guarded / _C2) ** (strength.texture / 2)
+    amp = 1.0 + (2.0 / _C2) * guarded
+    amp = np.sqrt(amp) if strength.texture == 1.0 else amp ** (strength.texture / 2)
     amp = amp * np.clip(mean / 40.0, 0.5, 1.0)
     amp = _gauss(np.ascontiguousarray(amp, dtype=np.float32), 1.0)
     return amp, local
