@@ -211,17 +211,53 @@ def extreme_filter(const float[:, ::1] image, Py_ssize_t size, bint take_max):
     return out
 
 
-cdef void _add_row(uint8_t* px, const int32_t* delta, const int32_t* dither,
-                   Py_ssize_t n) noexcept nogil:
-    # fixed point, 1/256 level: floor(px + delta + dither) with the rounding half in delta;
-    # a plain loop that compilers vectorise
-    cdef Py_ssize_t j
-    cdef int32_t q
-    for j in range(n):
-        q = ((<int32_t>px[j] << 8) + delta[j] + dither[j]) >> 8
-        q = q if q > 0 else 0
-        q = q if q < 255 else 255
-        px[j] = <uint8_t>q
+cdef extern from *:
+    """
+    /* fixed point, 1/256 level: floor(px + delta + dither) with the rounding half in delta.
+       Plain C with restrict pointers so that compilers vectorise it (Cython's own loop kept
+       GCC from doing so). */
+    static void lk_add_row(unsigned char *restrict px, const int *restrict delta,
+                           const int *restrict dither, Py_ssize_t n) {
+        for (Py_ssize_t j = 0; j < n; j++) {
+            int q = (((int)px[j] << 8) + delta[j] + dither[j]) >> 8;
+            q = q < 0 ? 0 : q;
+            q = q > 255 ? 255 : q;
+            px[j] = (unsigned char)q;
+        }
+    }
+
+    /* One row of the mark in 1/256 level, + 128 (the half for floor): the mask row widened
+       m times and the tile row repeated, then one multiply per pixel; each loop is plain
+       enough to vectorise. */
+    static void lk_delta_row(const float *restrict mrow, Py_ssize_t m,
+                             const float *restrict trow, Py_ssize_t pw, Py_ssize_t w,
+                             float gain, Py_ssize_t c, float *restrict g,
+                             float *restrict t, int *restrict out) {
+        for (Py_ssize_t j0 = 0, b = 0; j0 < w; j0 += m, b++) {
+            float v = gain * mrow[b];
+            Py_ssize_t n = w - j0 < m ? w - j0 : m;
+            for (Py_ssize_t j = 0; j < n; j++) g[j0 + j] = v;
+        }
+        for (Py_ssize_t j0 = 0; j0 < w; j0 += pw) {
+            Py_ssize_t n = w - j0 < pw ? w - j0 : pw;
+            for (Py_ssize_t j = 0; j < n; j++) t[j0 + j] = trow[j];
+        }
+        if (c == 3) {
+            for (Py_ssize_t j = 0; j < w; j++) {
+                int d = (int)(g[j] * t[j] * 256.0f + 1048576.5f) - 1048448;
+                out[3 * j] = d; out[3 * j + 1] = d; out[3 * j + 2] = d;
+            }
+        } else {
+            for (Py_ssize_t j = 0; j < w; j++)
+                out[j] = (int)(g[j] * t[j] * 256.0f + 1048576.5f) - 1048448;
+        }
+    }
+    """
+    void lk_add_row(uint8_t* px, const int32_t* delta, const int32_t* dither,
+                    Py_ssize_t n) nogil
+    void lk_delta_row(const float* mrow, Py_ssize_t m, const float* trow, Py_ssize_t pw,
+                      Py_ssize_t w, float gain, Py_ssize_t c, float* g, float* t,
+                      int32_t* out) nogil
 
 
 def embed_tile(uint8_t[:, :, ::1] image, const float[:, ::1] tile, const float[:, ::1] mask,
@@ -244,34 +280,14 @@ def embed_tile(uint8_t[:, :, ::1] image, const float[:, ::1] tile, const float[:
         if offsets[i] < 0 or offsets[i] + w * c > dither.shape[0]:
             raise ValueError("dither offset out of range")
     cdef int32_t[::1] row = np.empty(max(w * c, 1), dtype=np.int32)
+    cdef float[::1] gbuf = np.empty(max(w, 1), dtype=np.float32)
+    cdef float[::1] tbuf = np.empty(max(w, 1), dtype=np.float32)
     cdef int32_t* dp = &row[0]
-    cdef int32_t d
-    cdef const float* trow
-    cdef const float* mrow
     with nogil:
         for i in range(h):
-            trow = &tile[i % ph, 0]
-            mrow = &mask[i // m, 0]
-            tj = 0
-            mj = 0
-            jm = 0
-            for j in range(w):
-                # round(x * 256) + 128 (the half for floor), truncating a positive float
-                d = <int32_t>((gain * mrow[mj]) * trow[tj] * <float>256.0 + <float>1048576.5) - 1048448
-                if c == 3:
-                    dp[3 * j] = d
-                    dp[3 * j + 1] = d
-                    dp[3 * j + 2] = d
-                else:
-                    dp[j] = d
-                tj += 1
-                if tj == pw:
-                    tj = 0
-                jm += 1
-                if jm == m:
-                    jm = 0
-                    mj += 1
-            _add_row(&image[i, 0, 0], dp, &dither[offsets[i]], w * c)
+            lk_delta_row(&mask[i // m, 0], m, &tile[i % ph, 0], pw, w, gain, c,
+                         &gbuf[0], &tbuf[0], dp)
+            lk_add_row(&image[i, 0, 0], dp, &dither[offsets[i]], w * c)
     return None
 
 
