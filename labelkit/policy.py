@@ -57,8 +57,8 @@ class ImagePolicy:
     margin_ratio: float = 0.02  # gap to the picture's edge, share of min(width, height)
     font_path: str | None = None  # None: the bundled OFL CJK subset
     # Invisible watermark: "invisible" keeps PSNR >= 40 dB and SSIM >= 0.99 on photos; "robust"
-    # spends an SSIM of ~0.98 (PSNR still >= 40 dB) to survive more; the strength (up to 8)
-    # multiplies either, past their PSNR and SSIM.
+    # spends an SSIM of 0.97-0.985 (PSNR still >= 40 dB) to survive more; the strength (up to
+    # 8) multiplies either, past their PSNR and SSIM.
     watermark_profile: str = "invisible"
     watermark_strength: float = 1.0
 
