@@ -27,7 +27,7 @@ from ..errors import LabelkitError
 from . import ecc
 from .detection import P_THRESHOLD, Detection, union_p_value
 from .keys import WatermarkKey, keyed_permutation, keyed_uniform
-from .lattice import MAX_LATTICES, MIN_PERIOD, N_ROTATED, find_lattices
+from .lattice import MAX_LATTICES, MIN_PERIOD, N_RESCALED, N_ROTATED, find_lattices
 
 __all__ = [
     "embed_image",
@@ -367,9 +367,9 @@ def _fold(residual: np.ndarray, basis: np.ndarray) -> np.ndarray:
 
 # Every hypothesis the detector may try, fixed in advance so that stopping early at a decisive
 # lattice never changes the p-value's meaning: the known periods upright and at their best
-# angle, the finders' lattices and their isotropic completions, each plain and mirrored, at
-# every one of T x T shifts.
-MAX_HYPOTHESES = (len(PERIODS) + N_ROTATED + 2 * MAX_LATTICES) * 2 * T * T
+# angle, the rescale searches' lattices, the finders' lattices, and the isotropic completions
+# of both, each plain and mirrored, at every one of T x T shifts.
+MAX_HYPOTHESES = (len(PERIODS) + N_ROTATED + 2 * N_RESCALED + 2 * MAX_LATTICES) * 2 * T * T
 
 
 def detect_image(

@@ -235,6 +235,39 @@ MAX_LATTICES = N_LINES + N_AUTO
 
 
 N_ROTATED = 3  # rotated lattices kept from the known-period angle search
+N_RESCALED = 4  # upright lattices kept from the one-parameter scale searches
+
+
+def _rescaled(white: np.ndarray, kr: np.ndarray, kc: np.ndarray, periods, shape) -> list:
+    """Upright lattices from one-parameter searches on the spectral lines: a uniform rescale
+    (P, P) at any period, and an aspect change that keeps one axis at a known period (P1, Pk)
+    or (Pk, P2). One free parameter makes far fewer look-alikes than the general search, so a
+    weak mark still stands out."""
+    h, w = shape
+    sel = np.hypot(kr, kc) >= 8
+    scores = kernel("lattice_scores")
+    top = 0.6 * min(h, w)
+    if top <= MIN_PERIOD:
+        return []
+    grid = np.exp(np.arange(math.log(MIN_PERIOD), math.log(top), 0.003))
+    params = [np.stack([grid, grid, np.zeros_like(grid)], -1)]
+    for p in periods:
+        free = grid[(grid >= 0.6 * p) & (grid <= 1.6 * p)]
+        fixed = np.full_like(free, p)
+        zero = np.zeros_like(free)
+        params += [np.stack([free, fixed, zero], -1), np.stack([fixed, free, zero], -1)]
+    params = np.concatenate(params)
+    sc = scores(white, params, kr[sel], kc[sel], True)
+    out: list[np.ndarray] = []
+    for i in np.argsort(-sc):
+        p = params[i]
+        if any(abs(math.log(p[0] / q[0])) < 0.02 and abs(math.log(p[1] / q[1])) < 0.02
+               for q in out):
+            continue
+        out.append(p)
+        if len(out) >= N_RESCALED:
+            break
+    return [_basis(p[0], p[1], 0.0) for p in out]
 
 
 def find_lattices(
@@ -256,6 +289,7 @@ def find_lattices(
         sc = scores(white, grid, kr_all[sel], kc_all[sel], True).reshape(len(periods), -1)
         best = np.argsort(-sc.max(axis=1))[:N_ROTATED]
         yield [_basis(periods[i], periods[i], thetas[int(np.argmax(sc[i]))]) for i in best]
+    yield _rescaled(white, kr_all, kc_all, periods, (h, w))
     peak = kernel("extreme_filter")(white, 3, True)
     kr = kr.astype(np.float64)
     kc = kc.astype(np.float64)
