@@ -65,10 +65,15 @@ def _lag_grid(h: int, w: int):
     return dx, dy, valid
 
 
-def _peak_seeds(white: np.ndarray, shape: tuple[int, int], per_axis: int = 4) -> list:
+def _autocorrelation(white: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """The whitened autocorrelation of the residual, lag (0, 0) at the centre (float64)."""
+    return np.fft.fftshift(np.fft.irfft2(white - white.mean(), s=shape))
+
+
+def _peak_seeds(auto: np.ndarray, per_axis: int = 4) -> list:
     """(P1, P2, theta) seeds from the strongest autocorrelation peaks near the x and y axes."""
-    h, w = shape
-    corr = np.fft.fftshift(np.fft.irfft2(white - white.mean(), s=(h, w))).astype(np.float32)
+    h, w = auto.shape
+    corr = auto.astype(np.float32)
     dx, dy, valid = _lag_grid(h, w)
     masked = np.where(valid, corr, np.float32(-np.inf)).astype(np.float32)
     peaks = (masked == kernel("extreme_filter")(masked, 5, True)) & valid
@@ -111,7 +116,7 @@ def _bilinear(img: np.ndarray, y: np.ndarray, x: np.ndarray) -> np.ndarray:
     return np.where(ok, v, 0.0)
 
 
-def _ray_seeds(white: np.ndarray, shape: tuple[int, int], per_axis: int = 6) -> list:
+def _ray_seeds(auto: np.ndarray, per_axis: int = 6) -> list:
     """(P1, P2, theta) seeds from the whitened autocorrelation, summed along rays.
 
     A tile lattice puts autocorrelation peaks at every n*v1 + m*v2. One peak is weak when
@@ -119,9 +124,8 @@ def _ray_seeds(white: np.ndarray, shape: tuple[int, int], per_axis: int = 6) -> 
     period separates the lattice from the picture's own, isolated, correlations. The best
     periods near the x axis and near the y axis, at nearby angles, are paired and scored with
     their diagonals (v1 + v2, v1 - v2)."""
-    h, w = shape
-    corr = np.fft.fftshift(np.fft.irfft2(white - white.mean(), s=(h, w)))
-    corr = corr / (corr.std() or 1.0)
+    h, w = auto.shape
+    corr = auto / (auto.std() or 1.0)
     cy, cx = h // 2, w // 2
     lo = max(MIN_PERIOD, 0.1 * min(h, w))
     hi = 0.6 * min(h, w)
@@ -163,32 +167,7 @@ def _ray_seeds(white: np.ndarray, shape: tuple[int, int], per_axis: int = 6) -> 
                              np.array([cx + p1 * c - p2 * s, cx + p1 * c + p2 * s])).sum()
             seeds.append((s1 + s2 + diag / math.sqrt(2), np.array([p1, p2, theta])))
     seeds.sort(key=lambda t: -t[0])
-    return corr, [p for _, p in seeds]
-
-
-def _autocorr_refined(corr: np.ndarray, seed: np.ndarray) -> tuple[float, np.ndarray]:
-    """Refine (P1, P2, theta) on the autocorrelation summed over the lattice's points
-    n*v1 + m*v2 (|n|, |m| <= 3): smooth, and not fooled by the picture's isolated peaks."""
-    h, w = corr.shape
-    cy, cx = h // 2, w // 2
-    n, m = np.meshgrid(np.arange(-3, 4), np.arange(0, 4), indexing="ij")
-    keep = (m > 0) | (n > 0)  # one of each +-v pair: the autocorrelation is even
-    n, m = n[keep].astype(float), m[keep].astype(float)
-    reach = 0.75 * min(h, w)
-
-    def cost(x):
-        p1, p2, th = math.exp(x[0]), math.exp(x[1]), x[2]
-        c, s = math.cos(th), math.sin(th)
-        lx = n * p1 * c - m * p2 * s
-        ly = n * p1 * s + m * p2 * c
-        ok = np.hypot(lx, ly) <= reach
-        if not ok.any():
-            return 0.0
-        return -float(_bilinear(corr, cy + ly[ok], cx + lx[ok]).sum() / math.sqrt(ok.sum()))
-
-    x0 = np.array([math.log(seed[0]), math.log(seed[1]), seed[2]])
-    x, v = _nelder_mead(cost, x0, np.array([0.004, 0.004, 0.003]), iters=80, tol=1e-4)
-    return -v, _basis(math.exp(x[0]), math.exp(x[1]), x[2])
+    return [p for _, p in seeds]
 
 
 def _nelder_mead(f, x0: np.ndarray, step: np.ndarray, iters: int = 150, tol: float = 1e-4):
@@ -351,13 +330,14 @@ def find_lattices(
     yield list(bases)
     # two autocorrelation finders: single peaks near the axes (strong marks, any geometry) and
     # harmonics summed along rays (weak marks); the line score picks the peak seeds to refine
-    seeds = [p for p in _peak_seeds(white, (h, w))
+    auto = _autocorrelation(white, (h, w))
+    seeds = [p for p in _peak_seeds(auto)
              if MIN_PERIOD <= min(p[0], p[1]) and max(p[0], p[1]) <= 0.75 * min(h, w)
              and abs(p[2]) < 0.1]
     if seeds:
         first = scores(white, np.array(seeds), kr_hi, kc_hi, True)
         seeds = [seeds[i] for i in np.argsort(-first)[: 2 * n_auto]]
-    seeds += _ray_seeds(white, (h, w))[1][:3]
+    seeds += _ray_seeds(auto)[:3]
     found = []
     for p in seeds:
         found += refine(p, keep_start=False)
