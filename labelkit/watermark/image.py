@@ -3,14 +3,16 @@
 The mark is one periodic tile, defined in the Fourier domain on a 128 x 128 grid of reference
 pixels: every bin of a mid-frequency ring carries a unit coefficient with a keyed phase. A keyed
 third of the bins is the pilot; the others carry two coded bits each (QPSK), so all chips are
-orthogonal. The tile is synthesised at a period that spans a fixed fraction of the picture
-(128 px per 512 px of short side) and added to R, G and B alike, scaled by a texture mask.
+orthogonal. The tile is synthesised at one of a few fixed periods (PERIODS, about a quarter of
+the short side) and added to R, G and B alike, scaled by a mask whose shape follows SSIM's cost
+and whose gain spends a per-picture SSIM budget or the PSNR floor, whichever comes first.
 
-Detection needs no original: luma at ~512 px short side, a locally normalised high-pass, the
-lattice finders (lattice.py), then for each proposed lattice the picture is folded into one
-tile, and the pilot's circular cross-correlation gives the shift and a z score for the tile and
-its mirror (flips). The p-value is a union bound over every (lattice, mirror, shift) tried; the
-payload is read at the best hypothesis by soft Viterbi and accepted only if its CRC holds.
+Detection needs no original: luma at ~512 px short side, a locally normalised high-pass, then
+lattices in stages (the known periods upright, at their best angle, one-parameter rescales, the
+general finders of lattice.py). Each lattice folds the picture into one tile, and the pilot's
+circular cross-correlation gives the shift and a z score for the tile and its mirror (flips).
+The p-value is a union bound over every (lattice, mirror, shift) the detector may try; the
+payload is read by soft Viterbi and accepted only if its CRC holds.
 """
 
 from __future__ import annotations
