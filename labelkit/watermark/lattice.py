@@ -1,10 +1,13 @@
 """Find the tile lattice of a watermarked picture without the original (key independent).
 
 A periodic tile draws discrete spectral lines; after cropping, rescaling, rotation, aspect
-change or flip they move together as one lattice (P1, P2, theta). Two finders propose lattices:
-a matched search of the lines in the whitened power spectrum, and the peaks of the whitened
-autocorrelation near the axes. Both only look at the band's shape, not at keyed phases, so the
-detector then tests each proposal with the keyed pilot and counts every one in the p-value.
+change or flip they move together as one lattice (P1, P2, theta). The searches, in the order
+find_lattices yields them: the known tile periods at the angle their lines prefer (rotation);
+one-parameter rescales (a uniform scale, or one axis kept at a known period); the general
+matched search of the lines in the whitened power spectrum over (P1, P2, theta); and two
+readings of the whitened autocorrelation (single peaks near the axes, harmonics summed along
+rays). All look only at the band's shape, not at keyed phases, so the detector tests each
+proposal with the keyed pilot and counts every one in the p-value.
 """
 
 from __future__ import annotations
