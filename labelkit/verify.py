@@ -378,29 +378,20 @@ def _check_visible(report: Report, pixels, policy: Policy, require_visible: bool
 
 def _check_watermark(report: Report, pixels, key: WatermarkKey, record: AIGCRecord | None) -> None:
     found = detect_image(pixels, key)
-    if found.reason == "too_small":
-        report.watermark = {"status": "n/a", "present": False, "p_value": 1.0, "payload": None,
-                            "matches_record": None, "message": "too small to carry a watermark"}
-        report.add("watermark", "n/a", "the picture is too small to carry a watermark")
-        return
     expected = key.payload_for(record.produce_id) if record is not None else None
     matches = None if expected is None or found.payload is None else found.payload == expected
-    report.watermark = {
-        "status": "present" if found.present else "absent",
-        "present": found.present,
-        "p_value": found.p_value,
-        "payload": found.payload_hex,
-        "matches_record": matches,
-        "score": round(found.score, 2),
-    }
+    status = "n/a" if found.reason else "present" if found.present else "absent"
+    report.watermark = {"status": status, **found.to_dict(), "matches_record": matches}
     p = f"p = {found.p_value:.2g}"
     if not found.present and min(pixels.shape[:2]) < WATERMARK_MIN_SIDE:
+        # Labeler does not mark pictures this small; a larger marked one may have been shrunk
+        # to this size, which is why it was looked for all the same.
         report.watermark["message"] = "too small to have been marked at this size"
         report.add("watermark", "n/a", f"no watermark found ({p}); pictures under "
                    f"{WATERMARK_MIN_SIDE} px are not marked")
     elif not found.present:
-        status = "warn" if record is not None else "n/a"
-        report.add("watermark", status, f"no watermark of this key found ({p})")
+        report.add("watermark", "warn" if record is not None else "n/a",
+                   f"no watermark of this key found ({p})")
     elif found.payload is None:
         report.add("watermark", "warn", f"a watermark of this key is present ({p}) but its "
                    "payload could not be read back (damaged by heavy processing)")
