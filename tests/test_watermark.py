@@ -23,6 +23,8 @@ from labelkit.watermark import (
     union_p_value,
 )
 
+from labelkit.watermark.image import MAX_LATTICES
+
 from .conftest import PURE, generated_scene, skimage_photo
 
 KEY = WatermarkKey(bytes(range(32)))
@@ -261,6 +263,8 @@ def test_null_items_are_not_detected(photo512, photo1080, marked1080):
     for pixels in items:
         found = detect_image(np.ascontiguousarray(pixels), OTHER)
         assert not found.present and found.payload is None and found.p_value > P_THRESHOLD
+        # the whole search stayed inside the hypothesis count the p-value was computed with
+        assert found.geometry["lattices_tried"] <= MAX_LATTICES
         scores.append(found.score)
     # the best null score stays far from the threshold (z* ~ 7.4 for ~1e6 hypotheses)
     assert max(scores) < 6.5

@@ -29,7 +29,7 @@ from ..errors import LabelkitError
 from . import ecc
 from .detection import P_THRESHOLD, Detection, union_p_value
 from .keys import WatermarkKey, keyed_permutation, keyed_uniform
-from .lattice import MAX_LATTICES, MIN_PERIOD, N_RESCALED, N_ROTATED, find_lattices
+from .lattice import MAX_CANDIDATES, MIN_PERIOD, find_lattices
 
 __all__ = [
     "embed_image",
@@ -65,16 +65,17 @@ class ImageStrength:
 
     SSIM compares 7x7 windows: a mark of in-window variance n^2 in a window of variance s^2
     costs about n^2 / (2 s^2 + n^2 + C2) of its SSIM (C2 = (0.03 * 255)^2). The mask has the shape
-    (1 + 2 s^2 / C2)^(texture / 2), and one gain per picture scales it up to whichever comes
-    first: the SSIM budget (predicted from that formula, which matches skimage's SSIM within
-    ~15% on photos) or the RMS cap (the PSNR floor)."""
+    sqrt(1 + 2 s^2 / C2), the same SSIM cost everywhere (measured against a flat shape and
+    against (1 + 2 s^2 / C2)^(1/4): more payloads survived at equal SSIM), and one gain per
+    picture scales it up to whichever comes first: the SSIM budget (predicted from that
+    formula, which matches skimage's SSIM within ~15% on photos) or the RMS cap (the PSNR
+    floor). A spectral tilt of the tile towards low frequencies was tried too and survived
+    no better at equal SSIM."""
 
-    texture: float = 1.0  # 0: the same amplitude everywhere; 1: the same SSIM cost everywhere
     ssim_loss: float = 0.0075  # SSIM budget per picture: >= 0.99 with a margin for the model
     ceiling: float = 6.0  # amplitude on the busiest texture, in levels
     rms_cap: float = 2.3  # global cap on the mark's RMS: PSNR >= 20 log10(255 / 2.3) = 40.9 dB
     edge_guard: int = 3  # min-filter width in mask pixels: no halo beside edges on flat areas
-    tilt: float = 0.0  # spectral tilt of the tile: bin magnitude ~ radius^-tilt
     # The SSIM model sees the tile alone; the mask's block steps and the dither add in-window
     # variance of their own, so low-frequency (large-period) tiles are charged at least this
     # (measured: SSIM 0.985 at 1080p when charged the model's 0.5).
@@ -125,19 +126,17 @@ def _material(key: WatermarkKey) -> _Material:
     return found
 
 
-def _scale(h: int, w: int) -> float:
-    return max(1.0, min(h, w) / REF_SIDE)
+def _period(h: int, w: int) -> int:
+    """The tile period the embedder uses at this size: about a quarter of the short side."""
+    return max(p for p in PERIODS if p <= T * max(1.0, min(h, w) / REF_SIDE))
 
 
-def _tile(mat: _Material, payload: int, period: int, tilt: float = 0.0) -> np.ndarray:
-    """The period x period tile (unit RMS, float32) carrying ``payload``; bin magnitudes fall as
-    radius^-tilt (the detector whitens them away, so only the embedding cost changes)."""
+def _tile(mat: _Material, payload: int, period: int) -> np.ndarray:
+    """The period x period tile (unit RMS, float32) carrying ``payload``."""
     coded = ecc.encode(payload).astype(np.float64) * 2 - 1
     coef = np.exp(1j * mat.psi)
     data = ~mat.pilot
     coef[data] *= (coded[mat.chip_bit[:, 0]] + 1j * coded[mat.chip_bit[:, 1]]) / math.sqrt(2)
-    if tilt:
-        coef *= np.hypot(mat.kr, mat.kc) ** -tilt
     spec = np.zeros((period, period // 2 + 1), dtype=complex)
     spec[mat.kr % period, mat.kc] = coef
     tile = np.fft.irfft2(spec, s=(period, period))
@@ -209,16 +208,14 @@ def _mask(image: np.ndarray, m: int, strength: ImageStrength) -> tuple[np.ndarra
     local = blur(np.ascontiguousarray(var + mean * mean), 1) - np.square(blur(mean, 1))
     local = np.maximum(local, 0).astype(np.float32)
     guarded = kernel("extreme_filter")(local, strength.edge_guard, False)
-    amp = 1.0 + (2.0 / _C2) * guarded
-    amp = np.sqrt(amp) if strength.texture == 1.0 else amp ** (strength.texture / 2)
+    amp = np.sqrt(1.0 + (2.0 / _C2) * guarded)
     amp = amp * np.clip(mean / 40.0, 0.5, 1.0)
     amp = _gauss(np.ascontiguousarray(amp, dtype=np.float32), 1.0)
     return amp, local
 
 
-def _in_window_fraction(mat: _Material, period: int, tilt: float) -> float:
+def _in_window_fraction(mat: _Material, period: int) -> float:
     """The share of the tile's variance that varies inside a 7x7 window (what SSIM sees)."""
-    power = np.hypot(mat.kr, mat.kc) ** (-2 * tilt) if tilt else np.ones(mat.kr.size)
 
     def box(f):  # response of a 7-tap mean at f cycles per pixel
         f = np.abs(f)
@@ -227,7 +224,7 @@ def _in_window_fraction(mat: _Material, period: int, tilt: float) -> float:
         return np.where(f < 1e-12, 1.0, r)
 
     kept = (box(mat.kc / period) * box(mat.kr / period)) ** 2
-    return float(np.sum(power * (1 - kept)) / np.sum(power))
+    return float(np.mean(1 - kept))  # every bin carries the same power
 
 
 def _gain(amp: np.ndarray, local: np.ndarray, fraction: float, strength: ImageStrength) -> float:
@@ -273,13 +270,12 @@ def embed_image(
         if profile not in PROFILES:
             raise ValueError(f"profile must be one of {sorted(PROFILES)}, not {profile!r}")
         profile = PROFILES[profile]
-    scale = _scale(h, w)
-    period = max(p for p in PERIODS if p <= T * scale)
-    m = 2 * max(1, int(scale))
+    period = _period(h, w)
+    m = 2 * max(1, int(min(h, w) / REF_SIDE))  # a mask pixel is about 2 reference pixels
     mat = _material(key)
-    tile = _tile(mat, payload, period, profile.tilt)
+    tile = _tile(mat, payload, period)
     amp, local = _mask(image, m, profile)
-    fraction = max(_in_window_fraction(mat, period, profile.tilt), profile.fraction_floor)
+    fraction = max(_in_window_fraction(mat, period), profile.fraction_floor)
     amp = np.minimum(amp * _gain(amp, local, fraction, profile), profile.ceiling)
     gain = strength
     colour = 3 if c >= 3 else 1  # alpha (LA's second, RGBA's fourth channel) is never touched
@@ -368,10 +364,10 @@ def _fold(residual: np.ndarray, basis: np.ndarray) -> np.ndarray:
 
 
 # Every hypothesis the detector may try, fixed in advance so that stopping early at a decisive
-# lattice never changes the p-value's meaning: the known periods upright and at their best
-# angle, the rescale searches' lattices, the finders' lattices, and the isotropic completions
-# of both, each plain and mirrored, at every one of T x T shifts.
-MAX_HYPOTHESES = (len(PERIODS) + N_ROTATED + 2 * N_RESCALED + 2 * MAX_LATTICES) * 2 * T * T
+# lattice never changes the p-value's meaning: the known periods upright and every candidate
+# find_lattices may yield, each plain and mirrored, at every one of T x T shifts.
+MAX_LATTICES = len(PERIODS) + MAX_CANDIDATES
+MAX_HYPOTHESES = MAX_LATTICES * 2 * T * T
 
 
 def detect_image(
@@ -391,26 +387,13 @@ def detect_image(
     # the periods the embedder uses, upright: an unedited or cropped picture needs no lattice
     # search at all. A crop is smaller than its original, whose period was at least this
     # size's own; smaller periods mean a rescale, which the finders handle.
-    own = max(p for p in PERIODS if p <= T * _scale(h, w))
+    own = _period(h, w)
     periods = [p / d for p in PERIODS if p >= own and p / d <= 0.75 * min(luma.shape)]
     if not search.attempt([np.diag([p, p]) for p in periods]):
         for batch in find_lattices(residual, mat.kr, mat.kc, periods):
-            if search.attempt(batch + _isotropic(batch)):
+            if search.attempt(batch):
                 break
     return search.result(d)
-
-
-def _isotropic(bases: list[np.ndarray]) -> list[np.ndarray]:
-    """(P2, P2, theta) for every anisotropic lattice: the only anisotropic attack scales one
-    axis, and the finders often get one period right and the other wrong."""
-    out = []
-    for b in bases:
-        p1, p2 = math.hypot(b[0, 0], b[1, 0]), math.hypot(b[0, 1], b[1, 1])
-        if abs(math.log(p1 / p2)) > 0.02:
-            iso = b.copy()
-            iso[:, 0] *= p2 / p1
-            out.append(iso)
-    return out
 
 
 class _Search:
@@ -427,6 +410,8 @@ class _Search:
         for basis in bases:
             if any(np.abs(basis - o).max() < 1.0 for o in self.tried):
                 continue
+            if len(self.tried) == MAX_LATTICES:  # the p-value would no longer be a bound
+                raise RuntimeError("more lattices tried than MAX_HYPOTHESES counts")
             self.tried.append(basis)
             folded = _fold(self.residual, basis)
             for mirrored in (False, True):

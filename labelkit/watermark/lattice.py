@@ -213,11 +213,26 @@ def _basis(p1: float, p2: float, theta: float) -> np.ndarray:
 
 N_LINES = 3  # lattices kept from the spectral-line search
 N_AUTO = 5  # lattices kept from the autocorrelation finder
-MAX_LATTICES = N_LINES + N_AUTO
-
-
 N_ROTATED = 3  # rotated lattices kept from the known-period angle search
 N_RESCALED = 4  # upright lattices kept from the one-parameter scale searches
+# Every lattice find_lattices may yield: the rotated ones are isotropic; each of the others may
+# bring its isotropic completion. The detector's p-value counts all of them in advance.
+MAX_CANDIDATES = N_ROTATED + 2 * (N_RESCALED + N_LINES + N_AUTO)
+
+
+def _with_isotropic(bases: list[np.ndarray]) -> list[np.ndarray]:
+    """The bases, each anisotropic one followed by its completion (P2, P2, theta): the only
+    anisotropic attack scales one axis, and the finders often get one period right and the
+    other wrong."""
+    out = []
+    for b in bases:
+        out.append(b)
+        p1, p2 = math.hypot(b[0, 0], b[1, 0]), math.hypot(b[0, 1], b[1, 1])
+        if abs(math.log(p1 / p2)) > 0.02:
+            iso = b.copy()
+            iso[:, 0] *= p2 / p1
+            out.append(iso)
+    return out
 
 
 def _rescaled(white: np.ndarray, kr: np.ndarray, kc: np.ndarray, periods, shape) -> list:
@@ -254,12 +269,12 @@ def _rescaled(white: np.ndarray, kr: np.ndarray, kc: np.ndarray, periods, shape)
 
 def find_lattices(
     residual: np.ndarray, kr: np.ndarray, kc: np.ndarray, periods: list[float] = (),
-    n_lines: int = N_LINES, n_auto: int = N_AUTO,
 ) -> Iterator[list[np.ndarray]]:
     """Candidate tile bases (2x2, columns = period vectors in working pixels), in batches, best
     first in each: the known ``periods`` at the angle their spectral lines prefer (a rotation
     keeps the period), then the general spectral-line finder's, then the autocorrelation
-    finder's; a caller that finds the mark in one batch never pays for the next."""
+    finder's; a caller that finds the mark in one batch never pays for the next. At most
+    MAX_CANDIDATES lattices in all."""
     h, w = residual.shape
     scores = kernel("lattice_scores")
     white = whitened_spectrum(residual)
@@ -271,7 +286,7 @@ def find_lattices(
         sc = scores(white, grid, kr_all[sel], kc_all[sel], True).reshape(len(periods), -1)
         best = np.argsort(-sc.max(axis=1))[:N_ROTATED]
         yield [_basis(periods[i], periods[i], thetas[int(np.argmax(sc[i]))]) for i in best]
-    yield _rescaled(white, kr_all, kc_all, periods, (h, w))
+    yield _with_isotropic(_rescaled(white, kr_all, kc_all, periods, (h, w)))
     peak = kernel("extreme_filter")(white, 3, True)
     kr = kr.astype(np.float64)
     kc = kc.astype(np.float64)
@@ -296,7 +311,7 @@ def find_lattices(
                and abs(p[2] - q[2]) < 0.02 for q in proposals):
             continue
         proposals.append(p)
-        if len(proposals) >= n_lines:
+        if len(proposals) >= N_LINES:
             break
 
     high = np.flatnonzero(radius >= 8)[::2]  # the lines least masked by the image spectrum
@@ -329,8 +344,8 @@ def find_lattices(
     found = []
     for p in proposals:
         found += refine(p, keep_start=True)
-    bases = pick(found, n_lines, [])
-    yield list(bases)
+    bases = pick(found, N_LINES, [])
+    yield _with_isotropic(bases)
     # two autocorrelation finders: single peaks near the axes (strong marks, any geometry) and
     # harmonics summed along rays (weak marks); the line score picks the peak seeds to refine
     auto = _autocorrelation(white, (h, w))
@@ -339,10 +354,10 @@ def find_lattices(
              and abs(p[2]) < 0.1]
     if seeds:
         first = scores(white, np.array(seeds), kr_hi, kc_hi, True)
-        seeds = [seeds[i] for i in np.argsort(-first)[: 2 * n_auto]]
+        seeds = [seeds[i] for i in np.argsort(-first)[: 2 * N_AUTO]]
     seeds += _ray_seeds(auto)[:3]
     found = []
     for p in seeds:
         found += refine(p, keep_start=False)
     first = len(bases)
-    yield pick(found, n_auto, bases)[first:]
+    yield _with_isotropic(pick(found, N_AUTO, bases)[first:])
