@@ -169,3 +169,27 @@ def test_cli_label_strip_verify(tmp_path, capsys, photo):
     capsys.readouterr()
     main(["verify", "--key", str(keyfile), "--json", str(tmp_path / "robust" / "a.png")])
     assert json.loads(capsys.readouterr().out.splitlines()[0])["watermark"]["matches_record"]
+
+
+def _corrupt_idat(png: bytes) -> bytes:
+    """The PNG with its first IDAT's data scrambled (CRC recomputed): the container parses, the
+    pixels do not decode."""
+    import struct
+    import zlib
+
+    at = png.index(b"IDAT") - 4
+    length = struct.unpack(">I", png[at : at + 4])[0]
+    body = bytes(b ^ 0x5A for b in png[at + 8 : at + 8 + length])
+    crc = struct.pack(">I", zlib.crc32(b"IDAT" + body))
+    return png[: at + 8] + body + crc + png[at + 12 + length :]
+
+
+def test_bad_pixels_with_the_key_are_errors_not_verdicts(key, photo):
+    labeled = labelkit.Labeler(PRODUCER, key).label_image(photo, format="png").data
+    report = labelkit.verify(_corrupt_idat(labeled), key=key, name="scrambled.png")
+    assert report.watermark["status"] == "error" and report.check("watermark").status == "error"
+    # the scrambled essence also breaks the signature: that failure decides the verdict
+    assert report.signature["status"] == "content_changed" and report.verdict == "noncompliant"
+    jpeg = labelkit.Labeler(PRODUCER, key).label_image(encode(photo, "JPEG")).data
+    with pytest.raises(labelkit.LabelkitError, match="cut.jpg"):
+        labelkit.verify(jpeg[: len(jpeg) // 2], key=key, name="cut.jpg")
