@@ -221,9 +221,10 @@ _worker: dict[str, Any] = {}
 
 def _init_worker(config: dict[str, Any]) -> None:
     """Load the trusted keys once per worker process."""
-    _worker["trust"] = trust_store(config["key"], config["pubkeys"])
-    _worker["watermark_key"] = (WatermarkKey.from_signing_key(load_key(config["key"]))
-                                if config["key"] and config["detect_watermark"] else None)
+    key = load_key(config["key"]) if config["key"] else None  # read the key file once
+    _worker["trust"] = trust_store(key, config["pubkeys"])
+    _worker["watermark_key"] = (WatermarkKey.from_signing_key(key)
+                                if key is not None and config["detect_watermark"] else None)
     _worker["detect_visible"] = config["detect_visible"]
     _worker["require_visible"] = config["require_visible"]
     _worker["policy"] = Policy(image=ImagePolicy(text=config["text"]))
