@@ -66,14 +66,19 @@ def _require_f32(array: np.ndarray, name: str, ndim: int) -> None:
         raise ValueError(f"{name} must be a C-contiguous {ndim}-d float32 array")
 
 
-def luma_down(image: np.ndarray, d: int) -> np.ndarray:
-    """BT.601 luma of an (H, W, C) uint8 image, box-averaged over d x d blocks (float32)."""
+def _blocks(image: np.ndarray, d: int) -> tuple[int, int, int, int]:
+    # what the block kernels check and need: (d, channels, block rows, block columns)
     _require(image, "image", 3)
     d = int(d)
     if d < 1:
         raise ValueError("d must be >= 1")
     h, w, c = image.shape
-    hd, wd = h // d, w // d
+    return d, c, h // d, w // d
+
+
+def luma_down(image: np.ndarray, d: int) -> np.ndarray:
+    """BT.601 luma of an (H, W, C) uint8 image, box-averaged over d x d blocks (float32)."""
+    d, c, hd, wd = _blocks(image, d)
     sums = image[: hd * d, : wd * d, : 3 if c >= 3 else 1].reshape(hd, d, wd, d, -1)
     sums = sums.sum(axis=(1, 3), dtype=np.int64).astype(np.float64)
     norm = 1.0 / (d * d)
@@ -87,12 +92,7 @@ def luma_down(image: np.ndarray, d: int) -> np.ndarray:
 def luma_stats(image: np.ndarray, d: int) -> tuple[np.ndarray, np.ndarray]:
     """Mean and variance of an integer BT.601 luma, (77 R + 150 G + 29 B + 128) >> 8, over
     each d x d block of an (H, W, C) uint8 image (float32; sums are exact integers)."""
-    _require(image, "image", 3)
-    d = int(d)
-    if d < 1:
-        raise ValueError("d must be >= 1")
-    h, w, c = image.shape
-    hd, wd = h // d, w // d
+    d, c, hd, wd = _blocks(image, d)
     px = image[: hd * d, : wd * d].astype(np.int64)
     if c >= 3:
         y = (77 * px[..., 0] + 150 * px[..., 1] + 29 * px[..., 2] + 128) >> 8
