@@ -5,8 +5,9 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 # Debian packages the tests and the demo use: exiftool (independent reader of what we write),
-# tesseract with its Simplified Chinese model (OCR of the visible label).
-APT_PACKAGES := libimage-exiftool-perl tesseract-ocr tesseract-ocr-chi-sim
+# tesseract with its Simplified Chinese model (OCR of the visible label), ffmpeg/ffprobe and
+# mkvtoolnix (independent video readers, and the attacks of the video watermark's tests).
+APT_PACKAGES := libimage-exiftool-perl tesseract-ocr tesseract-ocr-chi-sim ffmpeg mkvtoolnix
 
 .PHONY: setup system demo test test-native test-pure bench watermark-suite watermark-eval clean
 
