@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import itertools
+import mmap
 import os
 import secrets
+from typing import Sequence
 
 from .errors import CorruptInput, LabelkitError, LimitExceeded
 from .limits import DEFAULT_LIMITS, Limits
 
-__all__ = ["read_input", "atomic_write"]
+__all__ = ["read_input", "map_input", "atomic_write"]
 
 
 def read_input(path: str | os.PathLike, limits: Limits = DEFAULT_LIMITS) -> bytes:
@@ -31,10 +33,43 @@ def read_input(path: str | os.PathLike, limits: Limits = DEFAULT_LIMITS) -> byte
         raise CorruptInput(f"cannot read: {exc.strerror or exc}", source=name) from None
 
 
+def map_input(path: str | os.PathLike, limits: Limits = DEFAULT_LIMITS) -> bytes | mmap.mmap:
+    """Map a whole input file read-only (for video: nothing is copied until it is written out).
+
+    The file must not change while the map is in use (labelkit never writes to its inputs);
+    an empty file gives b"" (mmap refuses length 0).
+    """
+    name = os.fspath(path)
+    try:
+        with open(name, "rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            if size > limits.max_file_bytes:
+                raise LimitExceeded(
+                    f"file is {size} bytes, over the limit of {limits.max_file_bytes}", source=name
+                )
+            if size == 0:
+                return b""
+            return mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+    except IsADirectoryError:
+        raise LabelkitError("is a directory, not a file", source=name) from None
+    except FileNotFoundError:
+        raise LabelkitError("no such file", source=name) from None
+    except (OSError, ValueError) as exc:
+        raise CorruptInput(f"cannot read: {getattr(exc, 'strerror', None) or exc}",
+                           source=name) from None
+
+
 def atomic_write(
-    path: str | os.PathLike, data: bytes, *, mode: int = 0o644, durable: bool = True
+    path: str | os.PathLike,
+    data: bytes | Sequence[bytes | memoryview],
+    *,
+    mode: int = 0o644,
+    durable: bool = True,
 ) -> None:
-    """Write ``data`` to ``path`` through a temp file in the same folder and an atomic rename.
+    """Write ``data`` (bytes, or a sequence of parts written in order) to ``path`` atomically.
+
+    The parts form lets a video be written from slices of its mapped input without joining them.
+    It goes through a temp file in the same folder and an atomic rename.
 
     An error leaves either the old file or none, never a partial one; ``durable`` also flushes
     the data to disk before the rename, so a power cut cannot leave an empty file behind.
@@ -53,7 +88,8 @@ def atomic_write(
         raise LabelkitError(f"cannot write: {exc.strerror or exc}", source=target) from None
     try:
         with os.fdopen(fd, "wb") as f:
-            f.write(data)
+            for part in ([data] if isinstance(data, (bytes, bytearray, memoryview)) else data):
+                f.write(part)
             if durable:
                 f.flush()
                 os.fsync(f.fileno())

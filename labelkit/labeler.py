@@ -8,7 +8,7 @@ import threading
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 from PIL import Image
@@ -21,6 +21,9 @@ from .policy import Policy, explicit_mode
 from .record import AIGCRecord, check_value_chars, new_produce_id
 from .signing import SigningKey, load_key, sign_rc1
 from .watermark import WatermarkKey, WatermarkTooSmall, embed_image
+
+if TYPE_CHECKING:
+    from .video.frames import FrameLabeler
 
 __all__ = ["Labeler", "LabelResult"]
 
@@ -36,6 +39,7 @@ class LabelResult:
     fingerprint: bytes = b""
     watermark_payload: int | None = None  # the 64-bit ID the watermark carries, when applied
     notes: tuple[str, ...] = ()  # layers the policy asked for but this item could not take
+    path: str | None = None  # where a video was written (its data is not held in memory)
 
 
 class Labeler:
@@ -110,15 +114,64 @@ class Labeler:
         recipient: str | None = None,
         produce_id: str | None = None,
         durable: bool = True,
+        progress: Callable[[int, int], None] | None = None,
     ) -> LabelResult:
-        """Label the file ``src`` into ``dst`` atomically; ``src`` is never modified unless dst == src."""
+        """Label the file ``src`` into ``dst`` atomically; ``src`` is never modified unless dst == src.
+
+        ``progress(frames_done, frames_expected)`` is called while a video is re-encoded."""
         name = os.fspath(src)
+        if formats.modality_of(src, self.limits) == "video":
+            return self.label_video(src, dst, explicit=explicit, recipient=recipient,
+                                    produce_id=produce_id, durable=durable, progress=progress)
         data = read_input(src, self.limits)
         result = self.label_image(
             data, explicit=explicit, recipient=recipient, produce_id=produce_id, source=name
         )
         atomic_write(dst, result.data, durable=durable)
         return result
+
+    def label_video(
+        self,
+        src: str | os.PathLike | bytes,
+        dst: str | os.PathLike,
+        *,
+        explicit: bool | str | None = None,
+        recipient: str | None = None,
+        produce_id: str | None = None,
+        durable: bool = True,
+        progress: Callable[[int, int], None] | None = None,
+        source: str | None = None,
+    ) -> LabelResult:
+        """Label a video (MP4, MOV, MKV, WebM) from a path or bytes into the file ``dst``.
+
+        With the visible label (the default) every frame is re-encoded in the source's codec
+        family: label on the opening seconds, watermark on every frame, audio copied as is.
+        "present" and "omit" label the metadata only, without re-encoding (no watermark then).
+        The result's ``data`` is empty: the video is in ``dst``. ``progress(done, total)`` is
+        called every few frames (total is an estimate, 0 when unknown)."""
+        from .video.pipeline import label_video
+
+        name = source or ("<video>" if isinstance(src, (bytes, bytearray, memoryview))
+                          else os.fspath(src))
+        with named(name):
+            mode = self._explicit(explicit, recipient, name)
+            result = label_video(self, src, dst, mode, produce_id, name, durable, progress)
+        if mode == "omit":
+            self._log_recipient(result, recipient, name)
+        return result
+
+    def frame_labeler(self, width: int, height: int, *, produce_id: str | None = None,
+                      rotation: int = 0, pix_fmt: str = "yuv420p", full_range: bool = False,
+                      duration_s: float | None = None) -> "FrameLabeler":
+        """A per-frame labeler for services that encode video themselves.
+
+        Call its ``label_frame(frame, t)`` on each frame in presentation order (``t`` seconds
+        from the first frame); its ``produce_id`` and ``watermark_payload`` go into the
+        metadata label the service writes (or use ``label_video`` metadata-only afterwards)."""
+        from .video.pipeline import frame_labeler
+
+        return frame_labeler(self, width, height, produce_id or new_produce_id(), rotation,
+                             pix_fmt, full_range, duration_s, explicit=True)
 
     # -- the pipeline -----------------------------------------------------------------------
 
@@ -207,6 +260,20 @@ class Labeler:
         produce_id: str | None,
         layers: tuple[str, ...],
     ) -> LabelResult:
+        record, layers = self._record(container, fp, produce_id, layers)
+        # Pixels re-encoded: the original's metadata (EXIF, ICC, IPTC, comments, XMP...) is
+        # carried over by the handler, around the new essence.
+        data = container.with_label(record.to_json(), metadata_from=original)
+        return LabelResult(data, record, container.format, layers, visible, fp)
+
+    def _record(
+        self,
+        container: formats.Container,
+        fp: bytes,
+        produce_id: str | None,
+        layers: tuple[str, ...],
+    ) -> tuple[AIGCRecord, tuple[str, ...]]:
+        """The record for a finished essence, signed when there is a key."""
         fields = {"Label": "1", "ContentProducer": self.producer,
                   "ProduceID": produce_id or new_produce_id()}
         rc1 = ""
@@ -216,10 +283,7 @@ class Labeler:
         # Built (and validated) once, signature included: this is the per-item hot path.
         record = AIGCRecord(label="1", content_producer=self.producer,
                             produce_id=fields["ProduceID"], reserved_code1=rc1)
-        # Pixels re-encoded: the original's metadata (EXIF, ICC, IPTC, comments, XMP...) is
-        # carried over by the handler, around the new essence.
-        data = container.with_label(record.to_json(), metadata_from=original)
-        return LabelResult(data, record, container.format, layers, visible, fp)
+        return record, layers
 
     def _log_recipient(self, result: LabelResult, recipient: str | None, source: str) -> None:
         entry = {

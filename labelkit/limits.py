@@ -17,6 +17,10 @@ class Limits:
     max_chunks: int = 100_000  # chunks/segments/blocks in one container
     # Decoded pixels held at once (all frames of an animation, width x height x channels).
     max_decoded_bytes: int = 1024**3
+    # Video and audio: presentation time a file may declare or hold (a crafted header can claim
+    # years), and video frames decoded for one item.
+    max_duration_s: float = 6 * 3600.0
+    max_frames: int = 2_000_000
 
 
 DEFAULT_LIMITS = Limits()

@@ -11,6 +11,10 @@ __all__ = [
     "POSITIONS",
     "ImagePolicy",
     "Policy",
+    "VIDEO_CODECS",
+    "VIDEO_MIN_LABEL_S",
+    "VIDEO_PLACEMENTS",
+    "VideoPolicy",
     "explicit_mode",
     "validate_label_text",
 ]
@@ -96,6 +100,46 @@ def explicit_mode(value: bool | str) -> str:
     return value
 
 
+# Where the visible label appears in a video: the opening is mandatory (GB 45438); the end and
+# the whole length are options.
+VIDEO_PLACEMENTS = ("start", "start+end", "throughout")
+# Encoder families labelkit re-encodes in, by the source's codec (keeps the container legal).
+VIDEO_CODECS = ("h264", "hevc", "vp9", "av1")
+VIDEO_MIN_LABEL_S = 2.0  # GB 45438: the opening label is shown for at least 2 s
+
+
+@dataclass(frozen=True)
+class VideoPolicy:
+    """The visible label and the re-encode of video (the label's look comes from ImagePolicy)."""
+
+    placement: str = "start"
+    # Seconds of presentation time the label is shown at the start (and at the end with
+    # "start+end"); the rule's floor is 2.0, the default keeps a margin over frame rounding.
+    duration_s: float = 2.5
+    # Encoder quality: None means visually lossless for the codec (x264 CRF 18, x265 CRF 20,
+    # VP9 CRF 20, SVT-AV1 CRF 24); an int is the encoder's own CRF scale.
+    crf: int | None = None
+    preset: str | None = None  # the encoder's speed preset; None: the encoder's default
+    threads: int = 0  # encoder threads; 0 lets the encoder choose
+    # Audio tracks are copied bit-exact; True runs them through the audio path (not built yet).
+    label_audio: bool = False
+
+    def __post_init__(self) -> None:
+        if self.placement not in VIDEO_PLACEMENTS:
+            raise PolicyError(f"video placement {self.placement!r} is not one of "
+                              f"{', '.join(VIDEO_PLACEMENTS)}")
+        if not VIDEO_MIN_LABEL_S <= self.duration_s <= 3600.0:
+            raise PolicyError(f"video label duration {self.duration_s} s must be at least 2.0 "
+                              "(GB 45438) and at most an hour")
+        if self.crf is not None and not 0 <= self.crf <= 63:
+            raise PolicyError(f"crf {self.crf} must be within [0, 63]")
+        if self.threads < 0:
+            raise PolicyError("threads must be >= 0")
+        if self.label_audio:
+            raise PolicyError("labeling a video's audio track needs the audio path, which is "
+                              "not built yet: audio is copied bit-exact")
+
+
 @dataclass(frozen=True)
 class Policy:
     """Which layers a Labeler applies, and how."""
@@ -105,6 +149,7 @@ class Policy:
     # never touch the essence, so they carry none). Needs the provider's secret key.
     watermark: bool = True
     image: ImagePolicy = field(default_factory=ImagePolicy)
+    video: VideoPolicy = field(default_factory=VideoPolicy)
 
     def __post_init__(self) -> None:
         explicit_mode(self.explicit)

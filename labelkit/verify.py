@@ -131,7 +131,7 @@ def verify(
         data, path = bytes(source), name or "<bytes>"
     else:
         path = name or os.fspath(source)
-        data = read_input(source, limits)
+        data = formats.load(source, limits)
     if key is not None and not isinstance(key, SigningKey):
         key = load_key(key)
     trust = trust if trust is not None else trust_store(key, public_key)
@@ -157,6 +157,11 @@ def _verify(data: bytes, path: str, trust: TrustStore, policy: Policy, limits: L
         report.signature = {"status": "error", "message": "the label is invalid; not checked"}
     else:
         report.signature = {"status": "n/a", "message": "no label to check"}
+    if formats.handlers()[container.format].MODALITY == "video":
+        _check_video(report, data, path, limits, policy, detect_visible, require_visible,
+                     watermark_key, record)
+        report.verdict = _verdict(report)
+        return report
     pixels = None
     if detect_visible or watermark_key is not None:
         try:
@@ -189,7 +194,7 @@ def read_record(
         data, path = bytes(source), name or "<bytes>"
     else:
         path = name or os.fspath(source)
-        data = read_input(source, limits)
+        data = formats.load(source, limits)
     with named(path):
         carriers = formats.parse(data, path, limits).carriers
         if not carriers:
@@ -331,7 +336,13 @@ def _check_signature(
                     "was copied from other content (a metadata-only label carries no fingerprint "
                     "to tell which)", **extra)
     try:
-        now = imaging.fingerprint_bytes(data, report.path, limits)
+        if formats.handlers()[container.format].MODALITY == "video":
+            from .video.inspect import inspect_video
+
+            now = inspect_video(data, report.path, limits, Policy(), detect_visible=False
+                                ).fingerprint
+        else:
+            now = imaging.fingerprint_bytes(data, report.path, limits)
     except LabelkitError as exc:
         return done("content_changed", "fail",
                     f"the content differs from what was labeled ({exc.reason})", **extra)
@@ -377,17 +388,23 @@ def _check_visible(report: Report, pixels, policy: Policy, require_visible: bool
 
 
 def _check_watermark(report: Report, pixels, key: WatermarkKey, record: AIGCRecord | None) -> None:
-    found = detect_image(pixels, key)
+    _report_watermark(report, detect_image(pixels, key), key, record,
+                      min(pixels.shape[:2]) < WATERMARK_MIN_SIDE, "pictures")
+
+
+def _report_watermark(report: Report, found, key: WatermarkKey, record: AIGCRecord | None,
+                      small: bool, what: str) -> None:
+    """Put a Detection into the report: its summary, and a check matching it to the label."""
     expected = key.payload_for(record.produce_id) if record is not None else None
     matches = None if expected is None or found.payload is None else found.payload == expected
     status = "n/a" if found.reason else "present" if found.present else "absent"
     report.watermark = {"status": status, **found.to_dict(), "matches_record": matches}
     p = f"p = {found.p_value:.2g}"
-    if not found.present and min(pixels.shape[:2]) < WATERMARK_MIN_SIDE:
+    if not found.present and small:
         # Labeler does not mark pictures this small; a larger marked one may have been shrunk
         # to this size, which is why it was looked for all the same.
         report.watermark["message"] = "too small to have been marked at this size"
-        report.add("watermark", "n/a", f"no watermark found ({p}); pictures under "
+        report.add("watermark", "n/a", f"no watermark found ({p}); {what} under "
                    f"{WATERMARK_MIN_SIDE} px are not marked")
     elif not found.present:
         report.add("watermark", "warn" if record is not None else "n/a",
@@ -404,6 +421,57 @@ def _check_watermark(report: Report, pixels, key: WatermarkKey, record: AIGCReco
     else:
         report.add("watermark", "fail", f"watermark {found.payload_hex} found ({p}) but it belongs "
                    "to another ProduceID: the label was replaced or copied from other content")
+
+
+# -- video ------------------------------------------------------------------------------------
+
+
+def _check_video(report: Report, data, path: str, limits: Limits, policy: Policy,
+                 detect_visible: bool, require_visible: bool,
+                 watermark_key: WatermarkKey | None, record: AIGCRecord | None) -> None:
+    """The frames' checks: the visible label's presence and duration from the start, the mark."""
+    from .explicit.image import RULE_HEIGHT_RATIO
+    from .policy import VIDEO_MIN_LABEL_S
+    from .video.inspect import inspect_video
+
+    if not detect_visible and watermark_key is None:
+        return
+    try:
+        seen = inspect_video(data, path, limits, policy, detect_visible=detect_visible,
+                             watermark_key=watermark_key)
+    except LabelkitError as exc:
+        for what, wanted in (("explicit", detect_visible), ("watermark", watermark_key)):
+            if wanted:
+                setattr(report, what, {"status": "error", "message": exc.reason})
+                report.add(what, "error", f"could not decode the video: {exc.reason}")
+        return
+    found = seen.visible
+    if detect_visible and found is not None and found.present:
+        until = round(seen.visible_until or 0.0, 3)
+        report.explicit = {
+            "status": "present", "position": found.position, "box": list(found.box),
+            "ink_height_ratio": round(found.ink_height_ratio, 4),
+            "score": round(float(found.score), 3), "duration_s": until,
+            "duration_at_least": seen.visible_capped,
+        }
+        tall = found.ink_height_ratio >= RULE_HEIGHT_RATIO
+        long = until >= VIDEO_MIN_LABEL_S
+        report.add("explicit", "pass" if tall and long else "fail",
+                   f"visible label at {found.position} from the start for "
+                   f"{'at least ' if seen.visible_capped else ''}{until:.2f} s, ink height "
+                   f"{found.ink_height_ratio:.1%} of the shortest side"
+                   + ("" if long else f" (under the {VIDEO_MIN_LABEL_S:.0f} s minimum)")
+                   + ("" if tall else " (under the 5% minimum)"))
+    elif detect_visible:
+        report.explicit = {"status": "absent"}
+        report.add("explicit", "fail" if require_visible else "warn",
+                   "no labelkit visible label on the opening frame (labelkit recognises its own "
+                   "label only; one is required unless the content was handed out on request "
+                   "with a recipient log, Measures Art. 9)")
+    if watermark_key is not None and seen.watermark is not None:
+        small = min(seen.width, seen.height) < WATERMARK_MIN_SIDE
+        _report_watermark(report, seen.watermark, watermark_key, record, small, "videos")
+        report.watermark["frames"] = seen.frames_seen
 
 
 def _verdict(report: Report) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import multiprocessing
 import shutil
 import sys
 import time
@@ -41,6 +42,9 @@ class Progress:
     ) -> None:
         self.total = total
         self.done = 0
+        # Video frames decoded by the workers so far and expected in the videos they started:
+        # shared memory, so that worker processes can count into it.
+        self.frames = multiprocessing.Array("q", 2)
         self.stream = stream or sys.stderr
         self.enabled = enabled
         self.tty = _isatty(self.stream) if tty is None else tty
@@ -87,6 +91,9 @@ class Progress:
         text = f"{self.done}/{self.total} files ({pct:.0f}%), {rate:.1f} files/s"
         if 0 < self.done < self.total and rate > 0:
             text += f", ETA {format_duration((self.total - self.done) / rate)}"
+        frames, expected = self.frames[0], self.frames[1]
+        if frames:
+            text += f"; video frames {frames}/{expected}"
         return text
 
     # -- output -----------------------------------------------------------------------------

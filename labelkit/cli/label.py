@@ -165,7 +165,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         with interrupt:
             results = run_tasks(tasks, _label_one, jobs=jobs, init=_init_worker,
-                                initargs=(config,), interrupt=interrupt, lost=_lost,
+                                initargs=(config, progress.frames, progress.tick if jobs <= 1
+                                          else None), interrupt=interrupt, lost=_lost,
                                 cleanup=_remove_temps, tick=progress.tick)
             noticed = False
             for task, result in results:
@@ -354,8 +355,9 @@ def _remove_temps(task: Task) -> None:
 _worker: dict[str, Any] = {}
 
 
-def _init_worker(config: dict[str, Any]) -> None:
-    """Build the Labeler once per worker process."""
+def _init_worker(config: dict[str, Any], frames: Any = None, tick: Any = None) -> None:
+    """Build the Labeler once per worker process; ``frames`` counts video frames for progress."""
+    _worker["frames"], _worker["tick"] = frames, tick
     policy = Policy(explicit=config["explicit"], watermark=config["watermark"],
                     image=ImagePolicy(text=config["text"], position=config["position"],
                                       watermark_strength=config["watermark_strength"],
@@ -371,7 +373,7 @@ def _label_one(task: Task) -> tuple:
     labeler: Labeler = _worker["labeler"]
     try:
         result = labeler.label_file(task.src, task.dst, explicit=_worker["explicit"],
-                                    recipient=_worker["recipient"])
+                                    recipient=_worker["recipient"], progress=_frame_progress())
         st = os.stat(task.dst)
         return ("labeled", result.record.produce_id, st.st_size, st.st_mtime_ns)
     except LabelkitError as exc:
@@ -384,6 +386,24 @@ def _label_one(task: Task) -> tuple:
         return ("failed", f"{where}: cannot write: {exc.strerror or exc}")
     except Exception as exc:
         return ("internal", internal_error_text(exc), traceback.format_exc())
+
+
+def _frame_progress():
+    """A callback that adds a video's decoded frames to the shared counters (done, expected)."""
+    frames, tick = _worker.get("frames"), _worker.get("tick")
+    if frames is None:
+        return None
+    last = [0, 0]
+
+    def report(done: int, total: int) -> None:
+        with frames.get_lock():
+            frames[0] += done - last[0]
+            frames[1] += max(total, done) - last[1]
+        last[:] = [done, max(total, done)]
+        if tick is not None:
+            tick()
+
+    return report
 
 
 def _lost(task: Task, message: str) -> tuple:

@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import hashlib
 import importlib
+import os
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Iterable, Protocol
@@ -36,6 +38,8 @@ __all__ = [
     "handlers",
     "unavailable",
     "essence_digest",
+    "modality_of",
+    "load",
     "check_pixels",
     "check_count",
     "check_same_format",
@@ -43,7 +47,7 @@ __all__ = [
 ]
 
 # Order matters only for speed: the most common formats are tried first.
-_BUILTIN = ("jpeg", "png", "webp", "gif", "tiff")
+_BUILTIN = ("jpeg", "png", "webp", "gif", "tiff", "isobmff", "matroska")
 
 
 @dataclass(frozen=True)
@@ -169,6 +173,28 @@ def sniff(data: bytes | memoryview, source: str = "<bytes>") -> ModuleType:
     )
 
 
+def modality_of(path: str | os.PathLike, limits: Limits = DEFAULT_LIMITS) -> str | None:
+    """The modality ("image", "video", ...) of a file, from its first bytes; None if unknown."""
+    try:
+        with open(path, "rb") as f:
+            prefix = f.read(64)
+    except OSError:
+        return None  # the caller's own read reports it, with the reason
+    try:
+        return sniff(prefix, os.fspath(path)).MODALITY
+    except UnsupportedFormat:
+        return None
+
+
+def load(path: str | os.PathLike, limits: Limits = DEFAULT_LIMITS):
+    """Read (images) or map (video: nothing copied) a file for ``parse``."""
+    from ..fileio import map_input, read_input
+
+    if modality_of(path, limits) == "video":
+        return map_input(path, limits)
+    return read_input(path, limits)
+
+
 def parse(data: bytes, source: str = "<bytes>", limits: Limits = DEFAULT_LIMITS) -> Container:
     """Sniff and parse ``data``; raises UnsupportedFormat or CorruptInput."""
     if len(data) > limits.max_file_bytes:
@@ -178,12 +204,57 @@ def parse(data: bytes, source: str = "<bytes>", limits: Limits = DEFAULT_LIMITS)
     return sniff(data, source).parse(data, source, limits)
 
 
+# Video and audio containers hold hundreds of megabytes of essence: their digest hashes fixed
+# pieces in parallel (hashlib releases the GIL) and then the list of piece digests. The result
+# does not depend on the number of threads. Pictures keep the plain form (their signatures
+# predate this, and they are small).
+TREE_PIECE = 4 << 20
+_TREE_MIN = 4 * TREE_PIECE  # below this, threads cost more than they save
+_tree_pool: ThreadPoolExecutor | None = None
+_tree_lock = threading.Lock()
+
+
+def _pool() -> ThreadPoolExecutor:
+    global _tree_pool
+    with _tree_lock:
+        if _tree_pool is None:
+            _tree_pool = ThreadPoolExecutor(max(1, min(8, os.cpu_count() or 1)),
+                                            thread_name_prefix="labelkit-digest")
+        return _tree_pool
+
+
+def _sha256(piece: memoryview) -> bytes:
+    return hashlib.sha256(piece).digest()
+
+
 def essence_digest(container: Container) -> bytes:
-    """SHA-256 over the format name and the media-carrying byte ranges, length-framed."""
-    h = hashlib.sha256(b"labelkit-essence-v1\0" + container.format.encode() + b"\0")
+    """SHA-256 over the format name and the media-carrying byte ranges, length-framed.
+
+    Containers that set ``essence_tree`` (video, audio) are hashed as a list of SHA-256 digests
+    of TREE_PIECE-byte pieces of each range, computed in parallel."""
+    if not getattr(container, "essence_tree", False):
+        h = hashlib.sha256(b"labelkit-essence-v1\0" + container.format.encode() + b"\0")
+        for part in container.essence():
+            h.update(len(part).to_bytes(8, "big"))
+            h.update(part)
+        return h.digest()
+    h = hashlib.sha256(b"labelkit-essence-tree-v1\0" + container.format.encode() + b"\0")
+    lengths: list[int] = []
+    pieces: list[memoryview] = []
     for part in container.essence():
-        h.update(len(part).to_bytes(8, "big"))
-        h.update(part)
+        view = memoryview(part).cast("B")
+        lengths.append(len(view))
+        pieces.extend(view[i : i + TREE_PIECE] for i in range(0, len(view), TREE_PIECE))
+        if not len(view):
+            pieces.append(view)
+    total = sum(lengths)
+    digests = (_pool().map(_sha256, pieces, chunksize=4) if total >= _TREE_MIN
+               else map(_sha256, pieces))
+    h.update(len(lengths).to_bytes(8, "big"))
+    for n in lengths:
+        h.update(n.to_bytes(8, "big"))
+    for d in digests:
+        h.update(d)
     return h.digest()
 
 
