@@ -1,4 +1,4 @@
-"""``labelkit label``: label files and folders of pictures into an output folder, resumably."""
+"""``labelkit label``: label files and folders of pictures and videos into an output folder, resumably."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from typing import Any
 
 from ..errors import KeyFileError, LabelkitError
 from ..labeler import Labeler
-from ..policy import POSITIONS, ImagePolicy, Policy
+from ..policy import POSITIONS, VIDEO_PLACEMENTS, ImagePolicy, Policy, VideoPolicy
 from ..signing import load_key
 from ._common import (
     EXIT_FAILURE,
@@ -34,15 +34,18 @@ from ._state import Journal, settings_digest
 __all__ = ["add_parser", "run"]
 
 DESCRIPTION = """\
-Label pictures (PNG, JPEG, WebP, GIF, TIFF) as GB 45438-2025 requires: a visible "AI生成" label
-on the picture, the implicit metadata label of Annex E (XMP TC260:AIGC) and a signature in
-ReservedCode1 that binds the label to the content. Originals are never modified: each output
+Label pictures (PNG, JPEG, WebP, GIF, TIFF) and videos (MP4, MOV, MKV, WebM) as GB 45438-2025
+requires: a visible "AI生成" label (on a video: its opening seconds), the invisible watermark,
+the implicit metadata label of Annex E (XMP TC260:AIGC; MP4/MOV key AIGC; Matroska tag AIGC)
+and a signature in ReservedCode1 that binds the label to the content. Videos are re-encoded in
+their own codec family (H.264, H.265, VP9, AV1) at a visually lossless quality, audio copied
+as is; with --metadata-only they are remuxed without re-encoding. Originals are never modified: each output
 goes to OUTDIR under its own file name (a folder argument's tree is mirrored), written
 atomically, so an interrupted run never leaves a partial file.
 
 Folders are searched recursively; their files are recognised by content (magic bytes), not by
-extension, and files that are not pictures are skipped and counted. A file named on the
-command line that is not a supported picture is reported as failed.
+extension, and files that are not pictures or videos are skipped and counted. A file named on the
+command line that is not a supported format is reported as failed.
 
 A rerun skips outputs an earlier run finished (same input, unchanged since, same options;
 recorded in OUTDIR/.labelkit-state.jsonl), so an interrupted batch is resumed by running the
@@ -80,11 +83,11 @@ class Task:
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     """Register the label command."""
     parser = subparsers.add_parser(
-        "label", help="label pictures (files and folders) into an output folder",
+        "label", help="label pictures and videos (files and folders) into an output folder",
         description=DESCRIPTION, epilog=EPILOG, formatter_class=HelpFormatter,
     )
     parser.add_argument("paths", nargs="+", metavar="PATH",
-                        help="picture files and folders (searched recursively)")
+                        help="picture and video files and folders (searched recursively)")
     parser.add_argument("--producer", required=True, metavar="CODE",
                         help="ContentProducer: your 27-character provider code (GB 45438 "
                              "Annex E; structure and USCC checksum are checked), "
@@ -125,6 +128,21 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     mark.add_argument("--watermark-strength", type=float, default=ImagePolicy.watermark_strength,
                       metavar="S", help="multiplies the profile's mark (default 1.0; up to 8): "
                       "more survival, visible grain on flat areas past ~2")
+    video = parser.add_argument_group(
+        "video", "how videos are labeled and re-encoded (GB 45438: the label shows >= 2 s "
+        "from the start)")
+    video.add_argument("--video-label-seconds", type=float, default=VideoPolicy.duration_s,
+                       metavar="S", help="presentation time the visible label is shown at the "
+                       f"start (default {VideoPolicy.duration_s}; at least 2.0)")
+    video.add_argument("--video-label-placement", choices=VIDEO_PLACEMENTS,
+                       default=VideoPolicy.placement,
+                       help="start (default), start+end, or throughout")
+    video.add_argument("--video-crf", type=int, metavar="N",
+                       help="encoder quality on the codec's own CRF scale (default visually "
+                       "lossless: x264 18, x265 20, VP9 20, SVT-AV1 24)")
+    video.add_argument("--video-preset", metavar="NAME",
+                       help="encoder speed preset, e.g. veryfast for x264 (default: the "
+                       "encoder's own)")
     add_run_options(parser)
     parser.set_defaults(func=run, parser=parser)
 
@@ -156,7 +174,8 @@ def run(args: argparse.Namespace) -> int:
     for error in inputs.errors:
         progress.print(f"labelkit: error: {error}")
     if not inputs.files and not args.quiet:
-        progress.print("labelkit: warning: no picture files found in " + " ".join(args.paths))
+        progress.print("labelkit: warning: no picture or video files found in "
+                       + " ".join(args.paths))
     if not args.quiet and (tasks or skipped):
         extra = f", {skipped} already done" if skipped else ""
         progress.print(f"labelkit: labeling {len(tasks)} file(s) with {jobs} worker(s){extra}")
@@ -210,6 +229,12 @@ def _config(args: argparse.Namespace) -> dict[str, Any]:
     except LabelkitError as exc:
         raise UsageError(f"--text/--position/--watermark-strength: {exc}") from None
     try:
+        video = VideoPolicy(duration_s=args.video_label_seconds,
+                            placement=args.video_label_placement, crf=args.video_crf,
+                            preset=args.video_preset)
+    except LabelkitError as exc:
+        raise UsageError(f"--video-*: {exc}") from None
+    try:
         Labeler(args.producer)
     except LabelkitError as exc:
         raise UsageError(f"--producer: {exc}") from None
@@ -234,6 +259,7 @@ def _config(args: argparse.Namespace) -> dict[str, Any]:
         "watermark": drawn and not args.no_watermark,
         "watermark_strength": image.watermark_strength,
         "watermark_profile": image.watermark_profile,
+        "video": [video.duration_s, video.placement, video.crf, video.preset],
         # Everything that shapes an output: a change means earlier outputs are not "done".
         "settings": {
             "producer": args.producer,
@@ -244,6 +270,8 @@ def _config(args: argparse.Namespace) -> dict[str, Any]:
             "recipient": args.recipient if explicit == "omit" else None,
             "watermark": [image.watermark_profile, image.watermark_strength]
             if drawn and not args.no_watermark else None,
+            "video": [video.duration_s, video.placement, video.crf, video.preset]
+            if drawn else None,
         },
     }
 
@@ -361,7 +389,10 @@ def _init_worker(config: dict[str, Any], frames: Any = None, tick: Any = None) -
     policy = Policy(explicit=config["explicit"], watermark=config["watermark"],
                     image=ImagePolicy(text=config["text"], position=config["position"],
                                       watermark_strength=config["watermark_strength"],
-                                      watermark_profile=config["watermark_profile"]))
+                                      watermark_profile=config["watermark_profile"]),
+                    video=VideoPolicy(duration_s=config["video"][0],
+                                      placement=config["video"][1], crf=config["video"][2],
+                                      preset=config["video"][3]))
     _worker["labeler"] = Labeler(config["producer"], config["key"], policy,
                                  recipient_log=config["recipient_log"])
     _worker["recipient"] = config["recipient"]

@@ -37,14 +37,16 @@ DESCRIPTION = """\
 Verify GB 45438-2025 labels: the implicit metadata label (every carrier, strict JSON, exact keys,
 character rule, provider code and USCC checksum, exactly one label), the ReservedCode1
 signature (with --key or --pubkey: is the label bound to this very content?) and labelkit's
-visible label.
+visible label (on a video: found on the opening frame, and for how long from the start: GB
+45438 wants at least 2 s).
 
 Each file gets a verdict: compliant, noncompliant (a check failed), not_found (no label at all),
 traces_only (no metadata label, but labelkit's watermark or visible label is there: the
 metadata was stripped) or inconclusive (the file could not be parsed, or a check could not run).
-With --key the invisible watermark is looked for too: it still identifies a picture whose
-metadata was stripped, re-encoded, cropped or resized. Folders are searched
-recursively; their files are recognised by content, and files that are not pictures are skipped.
+With --key the invisible watermark is looked for too (in a video, over its first seconds): it
+still identifies a picture or video whose metadata was stripped, re-encoded, cropped or
+resized. Folders are searched recursively; their files are recognised by content, and files
+that are not pictures or videos are skipped.
 """
 
 EPILOG = """\
@@ -56,7 +58,8 @@ examples:
 --json writes one JSON object per line and file: schema_version, path, format, verdict, record
 (the seven fields found, or null), checks (list of {id, status, message, evidence}), carriers,
 and one object per layer (explicit, signature, watermark: present, p_value, payload,
-matches_record).
+matches_record). For a video, explicit also has duration_s (how long the label shows from the
+start) and watermark has frames (how many were decoded).
 
 exit status: 0 every file compliant, 1 some file is not, 2 usage error, 3 internal error,
 130 interrupted
@@ -198,8 +201,12 @@ def _format(report: dict[str, Any], as_json: bool, width: int) -> str:
     if as_json:
         # ASCII escapes: any file name and any terminal encoding give valid JSON lines.
         return json.dumps(report, separators=(",", ":"))
+    explicit = report["explicit"]
+    seen = explicit.get("status", "?")
+    if "duration_s" in explicit:  # a video: how long the opening label shows
+        seen = f"{'>=' if explicit.get('duration_at_least') else ''}{explicit['duration_s']:.1f}s"
     return _row(width, report["path"], report["verdict"], label_status(report),
-                report["signature"].get("status", "?"), report["explicit"].get("status", "?"),
+                report["signature"].get("status", "?"), seen,
                 report.get("watermark", {}).get("status", "?"), first_problem(report))
 
 
