@@ -11,7 +11,7 @@ from typing import Sequence
 from .errors import CorruptInput, LabelkitError, LimitExceeded
 from .limits import DEFAULT_LIMITS, Limits
 
-__all__ = ["read_input", "map_input", "atomic_write"]
+__all__ = ["read_input", "map_input", "release", "atomic_write"]
 
 
 def read_input(path: str | os.PathLike, limits: Limits = DEFAULT_LIMITS) -> bytes:
@@ -57,6 +57,16 @@ def map_input(path: str | os.PathLike, limits: Limits = DEFAULT_LIMITS) -> bytes
     except (OSError, ValueError) as exc:
         raise CorruptInput(f"cannot read: {getattr(exc, 'strerror', None) or exc}",
                            source=name) from None
+
+
+def release(buffer: object) -> None:
+    """Unmap what map_input returned, unless slices of it are still alive (the GC unmaps then)."""
+    close = getattr(buffer, "close", None)
+    if close is not None:
+        try:
+            close()
+        except BufferError:  # memoryviews of it are still referenced somewhere
+            pass
 
 
 def atomic_write(

@@ -141,5 +141,5 @@ def detect_frame_label(y: np.ndarray, policy: ImagePolicy, rotation: int = 0,
     """Find labelkit's visible label on one frame's Y plane (stored orientation)."""
     yd = np.ascontiguousarray(display_view(y, rotation))
     if not full_range:  # stretch video range to full, as the picture detector's levels expect
-        yd = np.clip((yd.astype(np.int16) - 16) * 255 // 219, 0, 255).astype(np.uint8)
+        yd = np.clip((yd.astype(np.int32) - 16) * 255 // 219, 0, 255).astype(np.uint8)
     return detect_image_label(yd, policy)

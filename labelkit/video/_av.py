@@ -40,11 +40,49 @@ def ffmpeg_errors(source: str, doing: str = "decode") -> Iterator[None]:
         raise
 
 
+class _BufferFile(io.RawIOBase):
+    """A read-only, seekable file over a buffer (a mapped file), without copying it."""
+
+    def __init__(self, buffer: Any) -> None:
+        super().__init__()
+        self.view = memoryview(buffer).cast("B")
+        self.pos = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def readinto(self, out) -> int:
+        n = max(0, min(len(out), len(self.view) - self.pos))
+        out[:n] = self.view[self.pos : self.pos + n]
+        self.pos += n
+        return n
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self.pos, io.SEEK_END: len(self.view)}[whence]
+        self.pos = max(0, base + offset)
+        return self.pos
+
+    def tell(self) -> int:
+        return self.pos
+
+    def close(self) -> None:
+        self.view.release()
+        super().close()
+
+
 def open_input(data: Any, source: str) -> Any:
-    """An av.InputContainer over a path or a bytes-like buffer."""
+    """An av.InputContainer over a path or a bytes-like buffer (not copied)."""
     if av is None:
         raise UnsupportedFormat(f"video needs PyAV: {_MISSING}", source=source)
-    target = data if isinstance(data, (str, os.PathLike)) else io.BytesIO(data)
+    if isinstance(data, (str, os.PathLike)):
+        target = data
+    elif isinstance(data, bytes):
+        target = io.BytesIO(data)  # shares the bytes until written to, which it never is
+    else:
+        target = _BufferFile(data)
     with ffmpeg_errors(source, "open"):
         # Don't let FFmpeg probe forever on junk, nor open other files or URLs a crafted
         # playlist could name (only the given input is read).

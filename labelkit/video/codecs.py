@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..errors import UnsupportedFormat
+from ..errors import PolicyError, UnsupportedFormat
 from ..policy import VideoPolicy
 
 __all__ = ["Encoder", "encoder_for", "PLANAR_FORMATS", "chroma_subsampling"]
@@ -24,8 +24,30 @@ class Encoder:
         opts = dict(self.extra)
         opts["crf"] = str(self.crf if policy.crf is None else policy.crf)
         if policy.preset is not None:
-            opts["cpu-used" if self.family == "vp9" else "preset"] = policy.preset
+            preset = policy.preset
+            if self.family in _NUMERIC_PRESETS and not preset.lstrip("-").isdigit():
+                try:
+                    preset = _NUMERIC_PRESETS[self.family][_X264_PRESETS.index(preset)]
+                except ValueError:
+                    raise PolicyError(f"preset {preset!r} is not one of {_X264_PRESETS} or "
+                                      f"a number for {self.name}") from None
+            if self.family == "vp9":
+                opts["cpu-used"] = preset
+                if int(preset) > 5:  # libvpx takes cpu-used above 5 in realtime mode only
+                    opts["deadline"] = "realtime"
+            else:
+                opts["preset"] = preset
         return opts
+
+
+# x264's preset names (shared by x265), and what they mean for the encoders that count instead:
+# libvpx-vp9 cpu-used (0 slowest) and SVT-AV1 preset (0 slowest, 13 fastest).
+_X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow",
+                 "slower", "veryslow", "placebo")
+_NUMERIC_PRESETS = {
+    "vp9": ("8", "7", "6", "5", "4", "3", "2", "1", "0", "0"),
+    "av1": ("12", "11", "10", "9", "8", "6", "4", "3", "2", "1"),
+}
 
 
 # Visually lossless defaults: x264 CRF 18 is the usual "transparent" point; x265 reaches it about

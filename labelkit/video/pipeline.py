@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from .. import formats
 from ..errors import LabelkitError, PolicyError
-from ..fileio import atomic_write, map_input
+from ..fileio import atomic_write, map_input, release
 from ..record import new_produce_id
 from .frames import FrameLabeler
 from .transcode import transcode
@@ -101,8 +101,7 @@ def label_video(labeler: Labeler, src: Any, dst: str | os.PathLike, mode: str,
         return _label_reencoded(labeler, src if not in_memory else data, original, target,
                                 produce_id, source, durable, progress)
     finally:
-        if hasattr(data, "close"):
-            data.close()
+        release(data)
 
 
 def _label_reencoded(labeler: Labeler, src: Any, original: Any, target: str, produce_id: str,
@@ -136,8 +135,7 @@ def _label_reencoded(labeler: Labeler, src: Any, original: Any, target: str, pro
     except OSError as exc:
         raise LabelkitError(f"cannot write: {exc.strerror or exc}", source=target) from None
     finally:
-        if mapped is not None and hasattr(mapped, "close"):
-            mapped.close()
+        release(mapped)
         try:
             os.unlink(tmp)
         except FileNotFoundError:

@@ -116,6 +116,7 @@ def _pump(inp, out, vin, vout, streams, labeler: FrameLabeler, info: VideoInfo, 
     first_pts = None
     index = 0
     opening, last_t = True, 0.0
+    damaged = 0
     rate = float(info.rate) if info.rate else None
     copied = [inp.streams[i] for i in streams]
     for packet in inp.demux(*copied):
@@ -134,6 +135,8 @@ def _pump(inp, out, vin, vout, streams, labeler: FrameLabeler, info: VideoInfo, 
                                    "decoded", source=source) from None
             continue
         for frame in frames:
+            # The decoder conceals damage it can (and flags the frame) rather than failing.
+            damaged += bool(frame.is_corrupt) or bool(packet.is_corrupt)
             if first_pts is None:
                 first_pts = frame.pts
             t = frame_seconds(frame, first_pts, index, rate)
@@ -159,6 +162,9 @@ def _pump(inp, out, vin, vout, streams, labeler: FrameLabeler, info: VideoInfo, 
         raise CorruptInput("no video frame could be decoded", source=source)
     if opening:  # labelled to the end: the last frame is shown for one frame's duration
         result.labelled_until = last_t + (1.0 / rate if rate else 0.0)
+    if damaged:
+        result.notes.append(f"{damaged} video frame(s) were damaged in the source and decoded "
+                            "with concealment; the rest was labeled")
     if bad:
         result.notes.append(f"{bad} video packet(s) could not be decoded and were skipped; "
                             "the rest was labeled")

@@ -20,7 +20,7 @@ import numpy as np
 
 from .. import formats
 from ..errors import LabelkitError, PolicyError
-from ..fileio import atomic_write, map_input
+from ..fileio import atomic_write, map_input, release
 from ..record import AIGCRecord, new_produce_id
 from ._av import av
 from .codecs import encoder_for
@@ -233,8 +233,7 @@ class VideoWriter:
                                     produce_id=self.produce_id)
                 layers = (*layers, "metadata")
         finally:
-            if mapped is not None:
-                mapped.close()
+            release(mapped)
             self._discard()
         return LabelResult(b"", record, "mp4" if self.out.format.name in ("mp4", "mov")
                            else "matroska", layers, self.frames.visible, b"",
