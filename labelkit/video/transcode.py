@@ -42,17 +42,6 @@ class Transcoded:
     info: VideoInfo | None = None
 
 
-def _first_frame(container: Any, stream: Any, source: str) -> Any:
-    """Decode frames until the first one (for its rotation, format and colour)."""
-    for packet in container.demux(stream):
-        try:
-            for frame in packet.decode():
-                return frame
-        except av.error.InvalidDataError:
-            continue
-    raise CorruptInput("no video frame could be decoded", source=source)
-
-
 def transcode(
     src: Any,
     dst: str | os.PathLike,
@@ -66,34 +55,19 @@ def transcode(
     """Label every frame of ``src`` (path or bytes) into the new file ``dst`` (``out_format``)."""
     result = Transcoded()
     with ffmpeg_errors(source):
-        with open_input(src, source) as probe:
-            info = video_info(probe, source, limits)
-            first = _first_frame(probe, probe.streams.video[0], source)
-            rotation = int(first.rotation or 0)
-            pix_fmt = first.format.name
-            colour = {a: getattr(first, a) for a in _COLOUR}
-        result.info = info
-        encoder = encoder_for(info.codec, out_format, source)
-        labeler = make_labeler(info, rotation, pix_fmt)
-        expected = int(info.duration_s * float(info.rate)) if info.rate else 0
         with open_input(src, source) as inp, av.open(os.fspath(dst), "w", format=out_format) as out:
+            info = video_info(inp, source, limits)
+            result.info = info
+            encoder = encoder_for(info.codec, out_format, source)
             vin = inp.streams.video[0]
             vin.thread_type = "AUTO"
             vout = out.add_stream(encoder.name, rate=info.rate, options=encoder.options(video))
             ctx = vout.codec_context
             ctx.width, ctx.height = info.width, info.height
-            ctx.pix_fmt = pix_fmt
             if video.threads:
                 ctx.thread_count = video.threads
             ctx.time_base = vin.time_base
             vout.time_base = vin.time_base
-            for name, value in colour.items():
-                try:
-                    setattr(ctx, name, value)
-                except (ValueError, TypeError, AttributeError):
-                    pass  # an unspecified value the encoder will not take: its default is it
-            if rotation:
-                vout.set_display_rotation(rotation)  # before the header is written
             streams = {vin.index: vout}
             for stream in inp.streams:
                 if stream.type in ("audio", "subtitle") and stream is not vin:
@@ -102,16 +76,36 @@ def transcode(
                     except (ValueError, av.error.FFmpegError) as exc:
                         result.notes.append(f"{stream.type} stream {stream.index} dropped: "
                                             f"the output container cannot carry it ({exc})")
-            _pump(inp, out, vin, vout, streams, labeler, info, limits, source, result,
-                  progress, expected)
+            expected = int(info.duration_s * float(info.rate)) if info.rate else 0
+            labeler = _pump(inp, out, vin, vout, streams, make_labeler, info, limits, source,
+                            result, progress, expected)
     result.frames = labeler.frames
     result.visible = labeler.visible
     return result
 
 
-def _pump(inp, out, vin, vout, streams, labeler: FrameLabeler, info: VideoInfo, limits: Limits,
-          source: str, result: Transcoded, progress, expected: int) -> None:
-    """The demux → decode → label → encode → mux loop; other streams' packets copied as is."""
+def _setup(vout: Any, first: Any) -> None:
+    """Settings only the first decoded frame tells: pixel format, colour, rotation. They must be
+    set before the encoder opens and the header is written (the first encode and mux)."""
+    ctx = vout.codec_context
+    ctx.pix_fmt = first.format.name
+    for name in _COLOUR:
+        try:
+            setattr(ctx, name, getattr(first, name))
+        except (ValueError, TypeError, AttributeError):
+            pass  # an unspecified value the encoder will not take: its default is it
+    if first.rotation:
+        vout.set_display_rotation(int(first.rotation))
+
+
+def _pump(inp, out, vin, vout, streams, make_labeler, info: VideoInfo, limits: Limits,
+          source: str, result: Transcoded, progress, expected: int) -> FrameLabeler:
+    """The demux → decode → label → encode → mux loop; other streams' packets copied as is.
+
+    Packets of other streams that come before the first video frame wait for it: the header
+    (with the rotation the frame tells) cannot be written before."""
+    labeler: FrameLabeler | None = None
+    waiting: list[Any] = []
     bad = 0
     first_pts = None
     index = 0
@@ -124,7 +118,10 @@ def _pump(inp, out, vin, vout, streams, labeler: FrameLabeler, info: VideoInfo, 
             if packet.dts is None:
                 continue  # the demuxer's end-of-stream marker
             packet.stream = streams[packet.stream.index]
-            out.mux(packet)
+            if labeler is None:
+                waiting.append(packet)
+            else:
+                out.mux(packet)
             continue
         try:
             frames = packet.decode()
@@ -137,7 +134,9 @@ def _pump(inp, out, vin, vout, streams, labeler: FrameLabeler, info: VideoInfo, 
         for frame in frames:
             # The decoder conceals damage it can (and flags the frame) rather than failing.
             damaged += bool(frame.is_corrupt) or bool(packet.is_corrupt)
-            if first_pts is None:
+            if labeler is None:
+                _setup(vout, frame)
+                labeler = make_labeler(info, int(frame.rotation or 0), frame.format.name)
                 first_pts = frame.pts
             t = frame_seconds(frame, first_pts, index, rate)
             planes = frame_planes(frame)
@@ -156,10 +155,14 @@ def _pump(inp, out, vin, vout, streams, labeler: FrameLabeler, info: VideoInfo, 
                 raise LimitExceeded(f"more than {limits.max_frames} frames", source=source)
             if progress is not None and index % 16 == 0:
                 progress(index, expected)
+            if waiting:
+                for early in waiting:
+                    out.mux(early)
+                waiting.clear()
+    if labeler is None:
+        raise CorruptInput("no video frame could be decoded", source=source)
     for out_packet in vout.encode(None):
         out.mux(out_packet)
-    if index == 0:
-        raise CorruptInput("no video frame could be decoded", source=source)
     if opening:  # labelled to the end: the last frame is shown for one frame's duration
         result.labelled_until = last_t + (1.0 / rate if rate else 0.0)
     if damaged:
@@ -170,3 +173,4 @@ def _pump(inp, out, vin, vout, streams, labeler: FrameLabeler, info: VideoInfo, 
                             "the rest was labeled")
     if progress is not None:
         progress(index, max(expected, index))
+    return labeler
