@@ -22,6 +22,7 @@ KERNELS: dict[str, str] = {
     "blend_mask": "blend",
     "luma_down": "watermark",
     "luma_stats": "watermark",
+    "plane_stats": "watermark",
     "box_blur": "watermark",
     "extreme_filter": "watermark",
     "embed_tile": "watermark",

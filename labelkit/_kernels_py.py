@@ -8,6 +8,7 @@ __all__: list[str] = [
     "blend_mask",
     "luma_down",
     "luma_stats",
+    "plane_stats",
     "box_blur",
     "extreme_filter",
     "embed_tile",
@@ -102,6 +103,28 @@ def luma_stats(image: np.ndarray, d: int) -> tuple[np.ndarray, np.ndarray]:
     norm = 1.0 / (d * d)
     mean = blocks.sum(axis=(1, 3)) * norm
     var = np.maximum((blocks * blocks).sum(axis=(1, 3)) * norm - mean * mean, 0.0)
+    return mean.astype(np.float32), var.astype(np.float32)
+
+
+def plane_stats(plane: np.ndarray, m: int, step: int) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and variance over each m x m block of a uint8 plane (H, W), whose rows may be
+    strided (a video frame's Y plane), from every step-th row and column of the block
+    (float32; sums are exact integers). step must divide m."""
+    if not isinstance(plane, np.ndarray):
+        raise TypeError(f"plane must be a numpy array, not {type(plane).__name__}")
+    if plane.dtype != np.uint8 or plane.ndim != 2:
+        raise ValueError("plane must be a 2-d uint8 array")
+    m, step = int(m), int(step)
+    if m < 1 or step < 1 or m % step:
+        raise ValueError("m must be >= 1 and a multiple of step >= 1")
+    if plane.shape[1] > 1 and plane.strides[1] != 1:
+        raise ValueError("the plane's rows must be contiguous")
+    hd, wd = plane.shape[0] // m, plane.shape[1] // m
+    per = m // step
+    y = plane[: hd * m : step, : wd * m : step].astype(np.int64).reshape(hd, per, wd, per)
+    norm = 1.0 / (per * per)
+    mean = y.sum(axis=(1, 3)) * norm
+    var = np.maximum((y * y).sum(axis=(1, 3)) * norm - mean * mean, 0.0)
     return mean.astype(np.float32), var.astype(np.float32)
 
 

@@ -13,7 +13,7 @@ from libc.stdint cimport int32_t, int64_t, uint8_t, uint32_t
 
 cnp.import_array()
 
-__all__ = ["luma_down", "luma_stats", "box_blur", "extreme_filter", "embed_tile", "fold_tile",
+__all__ = ["luma_down", "luma_stats", "plane_stats", "box_blur", "extreme_filter", "embed_tile", "fold_tile",
            "lattice_scores", "viterbi_decode"]
 
 
@@ -112,6 +112,51 @@ def luma_stats(const uint8_t[:, :, ::1] image, Py_ssize_t d):
                             p += c
                         s1[jj] += t1
                         s2[jj] += t2
+            for j in range(wd):
+                mu = s1[j] * norm
+                mo[i, j] = <float>mu
+                vo[i, j] = <float>max(s2[j] * norm - mu * mu, 0.0)
+    return mean, var
+
+
+def plane_stats(const uint8_t[:, :] plane, Py_ssize_t m, Py_ssize_t step):
+    """Mean and variance over each m x m block of a uint8 plane (H, W), whose rows may be
+    strided (a video frame's Y plane), from every step-th row and column of the block
+    (float32; sums are exact integers). step must divide m."""
+    if m < 1 or step < 1 or m % step:
+        raise ValueError("m must be >= 1 and a multiple of step >= 1")
+    if plane.shape[1] > 1 and plane.strides[1] != 1:
+        raise ValueError("the plane's rows must be contiguous")
+    cdef Py_ssize_t h = plane.shape[0], w = plane.shape[1], i, j, a, k
+    cdef Py_ssize_t hd = h // m, wd = w // m, per = m // step
+    mean = np.empty((hd, wd), dtype=np.float32)
+    var = np.empty((hd, wd), dtype=np.float32)
+    if hd == 0 or wd == 0:
+        return mean, var
+    cdef float[:, ::1] mo = mean
+    cdef float[:, ::1] vo = var
+    cdef int64_t[::1] s1 = np.zeros(wd, dtype=np.int64)
+    cdef int64_t[::1] s2 = np.zeros(wd, dtype=np.int64)
+    cdef const uint8_t* p
+    cdef double norm = 1.0 / (per * per), mu
+    cdef int32_t t1, t2, y
+    with nogil:
+        for i in range(hd):
+            for j in range(wd):
+                s1[j] = 0
+                s2[j] = 0
+            for a in range(per):
+                p = &plane[i * m + a * step, 0]
+                for j in range(wd):
+                    t1 = 0
+                    t2 = 0
+                    for k in range(per):
+                        y = p[k * step]
+                        t1 = t1 + y
+                        t2 = t2 + y * y
+                    p += m
+                    s1[j] += t1
+                    s2[j] += t2
             for j in range(wd):
                 mu = s1[j] * norm
                 mo[i, j] = <float>mu

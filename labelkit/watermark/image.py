@@ -196,17 +196,27 @@ _C2 = (0.03 * 255) ** 2  # SSIM's stabiliser for 8-bit data
 def _mask(image: np.ndarray, m: int, strength: ImageStrength) -> tuple[np.ndarray, np.ndarray]:
     """The mask's shape at 1/m resolution and the local variance it was built from: grows
     with texture, kept low beside edges and in the dark, where a level shows most."""
-    h, w = image.shape[:2]
     mean, var = kernel("luma_stats")(image, m)
+    return _mask_from_stats(mean, var, image.shape[0], image.shape[1], m, strength)
+
+
+def _mask_from_stats(mean: np.ndarray, var: np.ndarray, h: int, w: int, m: int,
+                     strength: ImageStrength, spread: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """_mask from the luma's m x m block means and variances of an h x w picture (the video
+    embedder measures them on the Y plane); ``spread=False`` takes the local variance within
+    each block only (blocks already as large as SSIM's 7 x 7 window)."""
     # the last partial block row/column: repeat the edge so the mask covers the picture
     pad = (-(-h // m) - mean.shape[0], -(-w // m) - mean.shape[1])
     if any(pad):
         mean = np.ascontiguousarray(np.pad(mean, ((0, pad[0]), (0, pad[1])), mode="edge"))
         var = np.ascontiguousarray(np.pad(var, ((0, pad[0]), (0, pad[1])), mode="edge"))
-    blur = kernel("box_blur")
-    # variance over ~3x3 blocks: within-block variance plus the spread of the block means
-    local = blur(np.ascontiguousarray(var + mean * mean), 1) - np.square(blur(mean, 1))
-    local = np.maximum(local, 0).astype(np.float32)
+    if spread:
+        blur = kernel("box_blur")
+        # variance over ~3x3 blocks: within-block variance plus the spread of the block means
+        local = blur(np.ascontiguousarray(var + mean * mean), 1) - np.square(blur(mean, 1))
+        local = np.maximum(local, 0).astype(np.float32)
+    else:
+        local = var
     guarded = kernel("extreme_filter")(local, strength.edge_guard, False)
     amp = np.sqrt(1.0 + (2.0 / _C2) * guarded)
     amp = amp * np.clip(mean / 40.0, 0.5, 1.0)
@@ -308,12 +318,29 @@ def _residual(luma: np.ndarray) -> np.ndarray:
 
 def _pilot_correlation(folded: np.ndarray, mat: _Material):
     """Pilot cross-correlation over all circular shifts: (z max, sub-pixel shift, whitened bins)."""
-    bins = np.fft.rfft2(folded)[mat.kr % T, mat.kc]
+    z, bins = _pilot_surface(_band_bins(folded, mat), mat)
+    score, shift = _peak(z)
+    return score, shift, bins
+
+
+def _band_bins(folded: np.ndarray, mat: _Material) -> np.ndarray:
+    """The band's Fourier coefficients of a folded T x T tile (complex, one per bin)."""
+    return np.fft.rfft2(folded)[mat.kr % T, mat.kc]
+
+
+def _pilot_surface(bins: np.ndarray, mat: _Material) -> tuple[np.ndarray, np.ndarray]:
+    """The pilot's z at every circular shift (T x T) of band coefficients, and the whitened
+    coefficients; z is N(0, 1)-bounded for content independent of the key."""
     bins = bins / (np.abs(bins) + 1e-12)  # PHAT: the content's spectrum does not matter
     x = np.zeros((T, T // 2 + 1), dtype=complex)
     p = mat.pilot
     x[mat.kr[p] % T, mat.kc[p]] = bins[p] * np.exp(-1j * mat.psi[p])
     z = np.fft.irfft2(x, s=(T, T)) * (T * T / 2.0) / math.sqrt(p.sum() / 2.0)
+    return z, bins
+
+
+def _peak(z: np.ndarray) -> tuple[float, tuple[float, float]]:
+    """The highest z of a correlation surface and its sub-pixel (row, column) shift."""
     i = int(np.argmax(z))
     ty, tx = divmod(i, T)
 
@@ -323,7 +350,7 @@ def _pilot_correlation(folded: np.ndarray, mat: _Material):
 
     dy = vertex(z[(ty - 1) % T, tx], z[ty, tx], z[(ty + 1) % T, tx])
     dx = vertex(z[ty, (tx - 1) % T], z[ty, tx], z[ty, (tx + 1) % T])
-    return float(z[ty, tx]), (ty + dy, tx + dx), bins
+    return float(z[ty, tx]), (ty + dy, tx + dx)
 
 
 N_BANDS = 3  # radial bands in which the pilot measures how well the channel kept the mark
