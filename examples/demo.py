@@ -1,14 +1,16 @@
-"""labelkit demo: make sample 'generated' images, label them with every layer, verify them.
+"""labelkit demo: make sample 'generated' images and videos, label them with every layer, verify.
 
 Usage: python examples/demo.py OUTDIR
 Everything is made by code here (no downloads). Steps:
   1. a provider key pair (labelkit keygen)
-  2. sample generated pictures in five formats, including an animated GIF
+  2. sample generated pictures in five formats (one an animated GIF) and videos (MP4, MKV)
   3. labelkit label: visible label + invisible watermark + metadata label + signature
   4. labelkit verify --json with the secret key: every file compliant, the watermark matching
-  5. the in-process API a generation service uses (Labeler.label_image on an array)
+  5. the in-process API a generation service uses (Labeler.label_image on an array, and
+     VideoWriter streaming fragmented MP4 while frames are generated)
   6. what verification says about tampering: an edited field, changed pixels, a copied label
   7. a platform strips the metadata and re-encodes: the watermark still identifies the picture
+     or the video
 """
 
 from __future__ import annotations
@@ -60,7 +62,47 @@ def make_samples(folder: Path) -> list[Path]:
     frames[0].save(folder / "sunrise.gif", save_all=True, append_images=frames[1:],
                    duration=120, loop=0)
     paths.append(folder / "sunrise.gif")
+    for name, size in (("sunrise.mp4", (1280, 720)), ("sunrise.mkv", (640, 400))):
+        write_video(folder / name, size)
+        paths.append(folder / name)
     return paths
+
+
+def write_video(path: Path, size: tuple[int, int], seconds: float = 3.0, fps: int = 24) -> None:
+    """A generator's raw output: a moving sun, x264, no label (what labelkit gets to label)."""
+    import av
+
+    width, height = size
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("libx264", rate=fps, options={"crf": "18", "preset": "veryfast"})
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        n = int(seconds * fps)
+        for i in range(n):
+            frame = av.VideoFrame.from_ndarray(scene(width, height, i / n), "rgb24")
+            for packet in stream.encode(frame.reformat(format="yuv420p")):
+                out.mux(packet)
+        for packet in stream.encode(None):
+            out.mux(packet)
+
+
+def strip_video(src: Path, dst: Path, height: int = 480, crf: int = 28) -> None:
+    """What a platform does: re-encode smaller at a lower quality, no metadata carried over."""
+    import av
+
+    with av.open(str(src)) as inp, av.open(str(dst), "w") as out:
+        vin = inp.streams.video[0]
+        width = round(vin.width * height / vin.height / 2) * 2
+        vout = out.add_stream("libx264", rate=vin.average_rate,
+                              options={"crf": str(crf), "preset": "veryfast"})
+        vout.width, vout.height, vout.pix_fmt = width, height, "yuv420p"
+        vout.codec_context.time_base = vout.time_base = vin.time_base
+        for frame in inp.decode(vin):
+            small = frame.reformat(width=width, height=height, format="yuv420p")
+            small.pts, small.time_base = frame.pts, frame.time_base
+            for packet in vout.encode(small):
+                out.mux(packet)
+        for packet in vout.encode(None):
+            out.mux(packet)
 
 
 def banner(text: str) -> None:
@@ -117,8 +159,10 @@ def main(argv: list[str]) -> int:
               report["signature"].get("message"))
         ex = report["explicit"]
         if ex.get("status") == "present":
+            shown = (f", shown {ex['duration_s']:.2f} s from the start" if "duration_s" in ex
+                     else "")
             print(f"  visible label: at {ex['position']}, ink height "
-                  f"{ex['ink_height_ratio']:.1%} of the shortest side")
+                  f"{ex['ink_height_ratio']:.1%} of the shortest side{shown}")
         wm = report["watermark"]
         if wm.get("present"):
             print(f"  watermark: payload {wm['payload']} (p = {wm['p_value']:.1e}), matches the "
@@ -138,6 +182,20 @@ def main(argv: list[str]) -> int:
     print(f"label_image(array) -> {len(result.data)} JPEG bytes, layers {result.layers}, "
           f"ProduceID {result.record.produce_id}; verify: {report.verdict}")
     ok &= report.verdict == "compliant"
+    from labelkit.video import VideoWriter
+
+    chunks: list[bytes] = []
+    streamed = out / "streamed.mp4"
+    with VideoWriter(labeler, streamed, width=960, height=540, fps=24,
+                     on_chunk=chunks.append) as writer:
+        for i in range(72):  # frames as a video model produces them, labeled on arrival
+            writer.write(scene(960, 540, i / 72))
+    report = labelkit.verify(streamed, key=key)
+    print(f"VideoWriter: 72 frames -> {len(chunks)} fragmented-MP4 chunks streamed while "
+          f"encoding (init segment labeled first), and {streamed.name} signed at close; "
+          f"verify: {report.verdict}, label shown {report.explicit.get('duration_s')} s, "
+          f"watermark {report.watermark.get('payload')}")
+    ok &= report.verdict == "compliant" and report.watermark.get("matches_record") is True
 
     banner("6. tampering is caught")
     from labelkit import formats
@@ -179,11 +237,19 @@ def main(argv: list[str]) -> int:
         ok &= r.verdict == "traces_only" and wm["present"]
         expected = next(x for x in reports if Path(x["path"]).name == name)
         ok &= wm["payload"] == expected["watermark"]["payload"]
+    stripped = out / "stripped-sunrise.mp4"
+    strip_video(labeled / "sunrise.mp4", stripped)
+    r = labelkit.verify(stripped, key=key)
+    wm = r.watermark
+    print(f"  sunrise.mp4: re-encoded at 480p, CRF 28, metadata dropped -> verdict {r.verdict}; "
+          f"watermark present {wm.get('present')}, payload {wm.get('payload')}")
+    expected = next(x for x in reports if Path(x["path"]).name == "sunrise.mp4")
+    ok &= r.verdict == "traces_only" and wm.get("payload") == expected["watermark"]["payload"]
     print(f"  (the payload is HMAC(secret, ProduceID): it names the original label, key {wkey})")
 
     banner("result")
-    print("every labeled sample verified compliant, tampering was detected, and stripped copies "
-          "were still identified by their watermark" if ok
+    print("every labeled sample (pictures and videos) verified compliant, tampering was "
+          "detected, and stripped copies were still identified by their watermark" if ok
           else "SOMETHING FAILED: see above")
     return 0 if ok else 1
 
