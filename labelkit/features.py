@@ -25,6 +25,22 @@ def _version(dist: str) -> str | None:
         return None
 
 
+def _video_encoders() -> dict[str, bool]:
+    """Which of the encoders video re-encoding uses this PyAV build has."""
+    try:
+        import av
+    except ImportError:
+        return {}
+    found = {}
+    for name in ("libx264", "libx265", "libvpx-vp9", "libsvtav1"):
+        try:
+            av.Codec(name, "w")
+            found[name] = True
+        except Exception:  # noqa: BLE001 - PyAV raises its own UnknownCodecError
+            found[name] = False
+    return found
+
+
 def report() -> dict:
     """A dict describing versions, the active kernels, formats and layers."""
     from . import __version__, _impl, formats
@@ -37,7 +53,8 @@ def report() -> dict:
         "pure_requested": _impl.PURE_REQUESTED,
         "native_errors": dict(_impl.NATIVE_ERRORS),
         "kernels": {n: getattr(_impl.kernel(n), "__module__", "?") for n in _impl.KERNELS},
-        "dependencies": {d: _version(d) for d in ("numpy", "pillow", "cryptography")},
+        "dependencies": {d: _version(d) for d in ("numpy", "pillow", "cryptography", "av")},
+        "video_encoders": _video_encoders(),
         "formats": {n: m.MIME for n, m in formats.handlers().items()},
         "formats_unavailable": formats.unavailable(),
         "layers": dict(LAYERS),
@@ -59,6 +76,9 @@ def report_text() -> str:
     lines.append("dependencies: " + ", ".join(f"{k} {v or 'missing'}"
                                              for k, v in r["dependencies"].items()))
     lines.append("formats: " + ", ".join(r["formats"]))
+    if r["video_encoders"]:
+        lines.append("video encoders: " + ", ".join(
+            f"{k} {'yes' if v else 'missing'}" for k, v in r["video_encoders"].items()))
     for name, why in r["formats_unavailable"].items():
         lines.append(f"  {name} unavailable: {why}")
     lines.append("layers: " + ", ".join(f"{k} {'yes' if v else 'not yet'}"
