@@ -169,3 +169,22 @@ def test_viterbi_identical_and_corrects_errors(native, rng):
         a = native.viterbi_decode(noisy, ecc.OUTPUTS)
         b = _kernels_py.viterbi_decode(noisy, ecc.OUTPUTS)
         np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("m,step", [(8, 2), (4, 1), (6, 3)])
+def test_plane_stats_identical_on_strided_planes(native, rng, m, step):
+    # a Y plane viewed through rows of line_size > width, as PyAV's planes are
+    buffer = rng.integers(0, 256, (67, 101 + 29), dtype=np.uint8)
+    plane = buffer[:, 3:104]
+    got = native.plane_stats(plane, m, step)
+    want = _kernels_py.plane_stats(plane, m, step)
+    for a, b in zip(got, want):
+        np.testing.assert_array_equal(a, b)
+    sample = plane[: 67 // m * m : step, : 101 // m * m : step].astype(np.float64)
+    blocks = sample.reshape(67 // m, m // step, 101 // m, m // step)
+    np.testing.assert_allclose(want[0], blocks.mean(axis=(1, 3)), rtol=1e-6)
+    np.testing.assert_allclose(want[1], blocks.var(axis=(1, 3)), rtol=1e-4, atol=1e-3)
+    with pytest.raises(ValueError):
+        native.plane_stats(plane, 8, 3)
+    with pytest.raises(ValueError):
+        _kernels_py.plane_stats(plane, 8, 3)

@@ -73,7 +73,10 @@ WORK_BYTES = 256 * 1024 * 1024  # window accumulators held at once
 
 # Every hypothesis detect_video may try, fixed in advance (see image.MAX_HYPOTHESES): each
 # lattice, plain and mirrored, two temporal combinations, each with either sign, every shift.
-MAX_LATTICES = len(PERIODS) + MAX_CANDIDATES
+# Videos are resized between standard heights (a 1080p upload served at 720p or 480p): the
+# embedder's period at each of these, rescaled to the height seen, is tried before any search.
+STANDARD_HEIGHTS = (2160, 1440, 1080, 720, 576, 540, 480, 360)
+MAX_LATTICES = len(PERIODS) + len(STANDARD_HEIGHTS) + MAX_CANDIDATES
 N_COMBINATIONS = 2
 MAX_VIDEO_HYPOTHESES = MAX_LATTICES * 2 * N_COMBINATIONS * 2 * T * T
 
@@ -327,6 +330,23 @@ class _VideoSearch:
                          geometry=geometry)
 
 
+def _known_periods(h: int, w: int, d: int, shape: tuple[int, int]) -> list[float]:
+    """Tile periods (working pixels) worth trying before any search: the embedder's periods at
+    this size or larger (crops keep the period), then the period a video of each standard
+    height would carry, rescaled to this height (a resized upload)."""
+    own = _period(h, w)
+    top = 0.75 * min(shape)
+    out = [p / d for p in PERIODS if p >= own and p / d <= top]
+    short, long_ = min(h, w), max(h, w)
+    for height in STANDARD_HEIGHTS:
+        if height == short or height < MIN_SIDE:
+            continue
+        p = _period(height, round(height * long_ / short)) * short / height / d
+        if p <= top and all(abs(p - q) >= 1.0 for q in out):
+            out.append(p)
+    return out
+
+
 def detect_video(frames: Iterable[tuple[float, np.ndarray]], key: WatermarkKey, *,
                  threshold: float = P_THRESHOLD,
                  max_frames: int = DEFAULT_MAX_FRAMES) -> Detection:
@@ -346,9 +366,8 @@ def detect_video(frames: Iterable[tuple[float, np.ndarray]], key: WatermarkKey, 
     residuals = windows.residuals()
     search = _VideoSearch(residuals, mat, threshold)
     d = windows.d
-    own = _period(h, w)
     shape = residuals[0].shape
-    periods = [p / d for p in PERIODS if p >= own and p / d <= 0.75 * min(shape)]
+    periods = _known_periods(h, w, d, shape)
     if not search.attempt([np.diag([p, p]) for p in periods]):
         proxy = _power_proxy(residuals)
         for batch in find_lattices(proxy, mat.kr, mat.kc, periods):
