@@ -26,6 +26,7 @@ KERNELS: dict[str, str] = {
     "box_blur": "watermark",
     "extreme_filter": "watermark",
     "embed_tile": "watermark",
+    "embed_plane": "watermark",
     "fold_tile": "watermark",
     "lattice_scores": "watermark",
     "viterbi_decode": "watermark",

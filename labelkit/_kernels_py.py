@@ -12,6 +12,7 @@ __all__: list[str] = [
     "box_blur",
     "extreme_filter",
     "embed_tile",
+    "embed_plane",
     "fold_tile",
     "lattice_scores",
     "viterbi_decode",
@@ -199,6 +200,30 @@ def embed_tile(
     du = np.asarray(dither, dtype=np.int32)[rows].reshape(h, w, c)
     q = ((image.astype(np.int32) << 8) + d[:, :, None] + du) >> 8
     image[...] = np.clip(q, 0, 255).astype(np.uint8)
+
+
+def embed_plane(
+    plane: np.ndarray, wide: np.ndarray, mask: np.ndarray, m: int, gain: float,
+    dither: np.ndarray, offsets: np.ndarray,
+) -> None:
+    """embed_tile for one uint8 plane (H, W) whose rows may be strided (a video frame's Y
+    plane), in place, with the tile's rows already repeated to the plane's width (``wide``,
+    P x W): the same arithmetic and result as embed_tile on a contiguous copy."""
+    if not isinstance(plane, np.ndarray):
+        raise TypeError(f"plane must be a numpy array, not {type(plane).__name__}")
+    if plane.dtype != np.uint8 or plane.ndim != 2:
+        raise ValueError("plane must be a 2-d uint8 array")
+    if not plane.flags.writeable:
+        raise ValueError("plane is read-only")
+    h, w = plane.shape
+    if w > 1 and plane.strides[1] != 1:
+        raise ValueError("the plane's rows must be contiguous")
+    _require_f32(wide, "wide", 2)
+    if wide.shape[0] < 1 or wide.shape[1] < w:
+        raise ValueError("the wide tile must cover the plane's width")
+    image = np.ascontiguousarray(plane)[:, :, None]
+    embed_tile(image, np.ascontiguousarray(wide[:, :w]), mask, m, gain, dither, offsets)
+    plane[...] = image[:, :, 0]
 
 
 def fold_tile(residual: np.ndarray, binv: np.ndarray, t: int) -> tuple[np.ndarray, np.ndarray]:

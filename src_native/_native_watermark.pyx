@@ -13,7 +13,8 @@ from libc.stdint cimport int32_t, int64_t, uint8_t, uint32_t
 
 cnp.import_array()
 
-__all__ = ["luma_down", "luma_stats", "plane_stats", "box_blur", "extreme_filter", "embed_tile", "fold_tile",
+__all__ = ["luma_down", "luma_stats", "plane_stats", "box_blur", "extreme_filter", "embed_tile", "embed_plane",
+           "fold_tile",
            "lattice_scores", "viterbi_decode"]
 
 
@@ -297,7 +298,20 @@ cdef extern from *:
                 out[j] = (int)(g[j] * t[j] * 256.0f + 1048576.5f) - 1048448;
         }
     }
+
+    /* One plane row of the mark, fused: the gain row g (the mask row widened, times the
+       gain) times the tile row already repeated to the plane's width, rounded as lk_add_row
+       rounds lk_delta_row's output (the same float and integer operations, in one pass). */
+    static void lk_plane_row(unsigned char *restrict px, const float *restrict g,
+                             const float *restrict t, const int *restrict dither,
+                             int *restrict d, Py_ssize_t n) {
+        for (Py_ssize_t j = 0; j < n; j++)
+            d[j] = (int)(g[j] * t[j] * 256.0f + 1048576.5f) - 1048448;
+        lk_add_row(px, d, dither, n);
+    }
     """
+    void lk_plane_row(uint8_t* px, const float* g, const float* t, const int32_t* dither,
+                      int32_t* d, Py_ssize_t n) nogil
     void lk_add_row(uint8_t* px, const int32_t* delta, const int32_t* dither,
                     Py_ssize_t n) nogil
     void lk_delta_row(const float* mrow, Py_ssize_t m, const float* trow, Py_ssize_t pw,
@@ -333,6 +347,41 @@ def embed_tile(uint8_t[:, :, ::1] image, const float[:, ::1] tile, const float[:
             lk_delta_row(&mask[i // m, 0], m, &tile[i % ph, 0], pw, w, gain, c,
                          &gbuf[0], &tbuf[0], dp)
             lk_add_row(&image[i, 0, 0], dp, &dither[offsets[i]], w * c)
+    return None
+
+
+def embed_plane(uint8_t[:, :] plane, const float[:, ::1] wide, const float[:, ::1] mask,
+                Py_ssize_t m, float gain, const int32_t[::1] dither, const int32_t[::1] offsets):
+    """embed_tile for one uint8 plane (H, W) whose rows may be strided (a video frame's Y
+    plane), in place, with the tile's rows already repeated to the plane's width (``wide``,
+    P x W): the same arithmetic and result as embed_tile on a contiguous copy."""
+    cdef Py_ssize_t h = plane.shape[0], w = plane.shape[1], ph = wide.shape[0]
+    if w > 1 and plane.strides[1] != 1:
+        raise ValueError("the plane's rows must be contiguous")
+    if m < 1 or mask.shape[0] * m < h or mask.shape[1] * m < w:
+        raise ValueError("mask does not cover the image")
+    if ph < 1 or wide.shape[1] < w:
+        raise ValueError("the wide tile must cover the plane's width")
+    if offsets.shape[0] < h:
+        raise ValueError("one dither offset per row")
+    cdef Py_ssize_t i, j, b
+    for i in range(h):
+        if offsets[i] < 0 or offsets[i] + w > dither.shape[0]:
+            raise ValueError("dither offset out of range")
+    if h == 0 or w == 0:
+        return None
+    cdef float[::1] gbuf = np.empty(w, dtype=np.float32)
+    cdef int32_t[::1] dbuf = np.empty(w, dtype=np.int32)
+    cdef float v
+    with nogil:
+        for i in range(h):
+            if i % m == 0:  # one gain row serves m plane rows
+                for b in range((w + m - 1) // m):
+                    v = gain * mask[i // m, b]
+                    for j in range(b * m, min(b * m + m, w)):
+                        gbuf[j] = v
+            lk_plane_row(&plane[i, 0], &gbuf[0], &wide[i % ph, 0], &dither[offsets[i]],
+                         &dbuf[0], w)
     return None
 
 

@@ -188,3 +188,22 @@ def test_plane_stats_identical_on_strided_planes(native, rng, m, step):
         native.plane_stats(plane, 8, 3)
     with pytest.raises(ValueError):
         _kernels_py.plane_stats(plane, 8, 3)
+
+
+@pytest.mark.parametrize("m", [1, 4, 8])
+def test_embed_plane_is_embed_tile_on_strided_planes(native, rng, m):
+    h, w, period = 45, 70, 16
+    buffer = rng.integers(0, 256, (h, w + 10), dtype=np.uint8)
+    tile = rng.standard_normal((period, period)).astype(np.float32) * 3
+    wide = np.ascontiguousarray(np.tile(tile, (1, -(-w // period)))[:, :w])
+    mask = (rng.random((-(-h // m), -(-w // m))) * 4).astype(np.float32)
+    dither, offsets = _dither(h, w, 1, 11)
+    expected = np.ascontiguousarray(buffer[:, :w])[:, :, None].copy()
+    native.embed_tile(expected, tile, mask, m, -1.3, dither, offsets)
+    for impl in (native, _kernels_py):
+        out = buffer.copy()
+        impl.embed_plane(out[:, :w], wide, mask, m, -1.3, dither, offsets)
+        np.testing.assert_array_equal(out[:, :w], expected[:, :, 0])
+        np.testing.assert_array_equal(out[:, w:], buffer[:, w:])  # the row padding untouched
+        with pytest.raises(ValueError):
+            impl.embed_plane(out[:, :w], wide[:, : w - 1], mask, m, 1.0, dither, offsets)
