@@ -451,7 +451,9 @@ def test_labeled_init_segment_plus_the_original_fragments_plays(tmp_path):
     first_moof = next(b[1] for b in boxes(whole) if b[0] == b"moof")
     init, fragments = whole[:first_moof], whole[first_moof:]
     parsed = isobmff.parse(init, "init.mp4", DEFAULT_LIMITS)
-    assert list(parsed.essence()) == [] and parsed.frames == 0
+    stsd = child(init, "moov/trak/mdia/minf/stbl/stsd")
+    assert [bytes(p) for p in parsed.essence()] == [init[stsd[2] : stsd[3]]]  # codec setup only
+    assert parsed.frames == 0
     labeled_init = b"".join(parsed.label_parts(LABEL))
     dst = tmp_path / "stream.mp4"
     dst.write_bytes(labeled_init + fragments)
@@ -596,10 +598,46 @@ def test_label_parts_are_slices_of_an_mmap_input(clip):
         essence = list(parsed.essence())
         assert all(isinstance(e, memoryview) and e.obj is m for e in essence)
         mdat_part = [p for p in parts if isinstance(p, memoryview) and p.obj is m]
-        assert mdat_part and sum(len(p) for p in mdat_part) >= sum(len(e) for e in essence)
+        samples = essence[1:]  # after the one track's stsd
+        assert mdat_part and sum(len(p) for p in mdat_part) >= sum(len(e) for e in samples)
         joined = b"".join(parts)
-        del parts, essence, mdat_part, parsed
+        del parts, essence, samples, mdat_part, parsed
     assert joined == labeled(path)[1]
+
+
+# -- the essence: codec setup, then samples --------------------------------------------------------
+def _digest(data: bytes) -> bytes:
+    return formats.essence_digest(isobmff.parse(data, "essence.mp4", DEFAULT_LIMITS))
+
+
+@pytest.mark.parametrize("name", ["audio.mp4", "frag.mp4"])
+def test_one_byte_of_the_codec_configuration_changes_the_essence(clip, name):
+    """A byte of the SPS in avcC (level_idc) decides how every sample decodes: it is essence."""
+    data = clip(name).read_bytes()
+    stsd = child(data, "moov/trak/mdia/minf/stbl/stsd")  # the video track's (the first trak)
+    avcc = data.index(b"avcC", stsd[2], stsd[3]) + 4
+    assert data[avcc + 5] & 0x1F == 1  # one SPS, its NAL unit after a 2-byte length
+    at = avcc + 8 + 3
+    edited = data[:at] + bytes([data[at] ^ 0x01]) + data[at + 1 :]
+    assert _digest(edited) != _digest(data)
+    parsed = isobmff.parse(data, name, DEFAULT_LIMITS)
+    assert bytes(next(iter(parsed.essence()))) == data[stsd[2] : stsd[3]]
+    assert _digest(parsed.with_label(LABEL)) == _digest(data)  # labeling keeps every stsd
+
+
+@pytest.mark.parametrize("name", ["audio.mp4", "clip.mov"])
+def test_an_exiftool_title_edit_keeps_the_essence(clip, name, tmp_path):
+    if not EXIFTOOL:
+        pytest.skip("exiftool is not installed")
+    parsed, out = labeled(clip(name))
+    dst = tmp_path / name
+    dst.write_bytes(out)
+    r = run(EXIFTOOL, "-overwrite_original", "-Title=edited", str(dst))
+    assert r.returncode == 0, r.stderr
+    assert dst.read_bytes() != out and exiftool(dst)["XMP-dc:Title"] == "edited"
+    edited = isobmff.parse(dst.read_bytes(), dst.name, DEFAULT_LIMITS)
+    assert formats.essence_digest(edited) == formats.essence_digest(parsed)
+    assert [c.text for c in edited.carriers] == [LABEL]
 
 
 # -- bad input -------------------------------------------------------------------------------

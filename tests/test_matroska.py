@@ -18,7 +18,7 @@ import pytest
 from labelkit import formats
 from labelkit.errors import CorruptInput, LabelkitError, LimitExceeded, PolicyError
 from labelkit.errors import UnsupportedFormat
-from labelkit.formats import matroska
+from labelkit.formats import _ebml, matroska
 from labelkit.limits import DEFAULT_LIMITS, Limits
 
 av = pytest.importorskip("av")
@@ -324,15 +324,43 @@ def test_clusters_move_with_cues(clips: dict, tmp_path: Path) -> None:
                 assert (frame.pts, h) == want
 
 
+def codec_private(d: bytes) -> tuple[int, int]:
+    """(data, end) of the first CodecPrivate in a TrackEntry, found by this test's walker."""
+    _, elements = top_level(d)
+    tracks = next(e for e in elements if e[0] == 0x1654AE6B)
+    for eid, data, end in children(d, tracks[2], tracks[3]):
+        for cid, cdata, cend in children(d, data, end) if eid == 0xAE else []:
+            if cid == 0x63A2 and cend > cdata:
+                return cdata, cend
+    raise AssertionError("no CodecPrivate")
+
+
+@pytest.mark.parametrize("kind", ["mkv_h264_aac", "webm_vp9_opus"])
+def test_one_byte_of_codec_private_changes_the_essence(kind: str, clips: dict) -> None:
+    """CodecPrivate (avcC, OpusHead) decides how every frame decodes: it is essence."""
+    data = clips[kind].read_bytes()
+    start, end = codec_private(data)
+    at = (start + end) // 2
+    edited = data[:at] + bytes([data[at] ^ 0x01]) + data[at + 1 :]
+    before = parse(data)
+    assert data[start:end] in [bytes(p) for p in before.essence()]
+    assert formats.essence_digest(parse(edited)) != formats.essence_digest(before)
+
+
 def test_mkvpropedit_edit_keeps_essence(clips: dict, tmp_path: Path) -> None:
+    """Info and TrackEntry metadata (title, track name, language, flags) are not essence."""
     if MKVPROPEDIT is None:
         pytest.skip("mkvpropedit is not installed")
     dst = tmp_path / "e.mkv"
     _, out = label_file(clips["mkv_h264_aac"], dst)
-    run(MKVPROPEDIT, "-q", str(dst), "--edit", "info", "--set", "title=Edited",
-        "--edit", "track:v1", "--set", "name=Video")  # fmt: skip
+    run(MKVPROPEDIT, "-q", str(dst), "--edit", "info", "--set", "title=Edited")
     edited = parse(dst.read_bytes())
     assert dst.read_bytes() != out
+    assert formats.essence_digest(edited) == formats.essence_digest(parse(out))
+    run(MKVPROPEDIT, "-q", str(dst), "--edit", "track:v1", "--set", "name=Video",
+        "--set", "language=fre", "--set", "flag-default=0")  # fmt: skip
+    edited = parse(dst.read_bytes())
+    assert ffprobe_json(dst, "-show_streams")["streams"][0]["tags"]["title"] == "Video"
     assert formats.essence_digest(edited) == formats.essence_digest(parse(out))
     assert [c.text for c in edited.carriers] == [LABEL]
 
@@ -366,7 +394,7 @@ def test_live_file_cut_between_clusters_parses(clips: dict) -> None:
     clusters = [e for e in elements if e[0] == 0x1F43B675]
     assert all(e[4] for e in clusters) and len(clusters) >= 2
     cut = parse(data[: clusters[-1][1]])
-    assert len(list(cut.essence())) == len(clusters) - 1
+    assert len(list(cut.essence())) == 3 + len(clusters) - 1  # one track's codec setup, Clusters
     assert [c.text for c in parse(cut.with_label(LABEL)).carriers] == [LABEL]
 
 
@@ -567,9 +595,9 @@ def test_limits_and_hostile_tags(clips: dict) -> None:
     inner = b""
     for _ in range(100):
         body = b"\x45\xa3\x81X" + inner
-        inner = b"\x67\xc8" + matroska._size_bytes(len(body)) + body
-    tag = b"\x73\x73" + matroska._size_bytes(len(inner)) + inner
-    tags = b"\x12\x54\xc3\x67" + matroska._size_bytes(len(tag)) + tag
+        inner = b"\x67\xc8" + _ebml.size_bytes(len(body)) + body
+    tag = b"\x73\x73" + _ebml.size_bytes(len(inner)) + inner
+    tags = b"\x12\x54\xc3\x67" + _ebml.size_bytes(len(tag)) + tag
     seg, _ = top_level(data)
     size = int.from_bytes(data[seg - 8 : seg], "big") & ((1 << 56) - 1)
     hostile = data[: seg - 8] + ((1 << 56) | (size + len(tags))).to_bytes(8, "big")
