@@ -342,3 +342,67 @@ def test_policy_refuses_a_label_shorter_than_two_seconds():
         VideoPolicy(duration_s=1.5)
     with pytest.raises(PolicyError):
         VideoPolicy(placement="middle")
+
+
+@needs_ffmpeg
+@pytest.mark.parametrize("placement", ["start+end", "throughout"])
+def test_label_at_the_end_or_throughout(workdir, key, placement):
+    src = clip(workdir, f"place-{placement}.mp4", audio=False, seconds=6)
+    labeler = Labeler(PRODUCER, key, Policy(video=VideoPolicy(placement=placement,
+                                                              preset="ultrafast")))
+    out = workdir / f"placed-{placement}.mp4"
+    labeler.label_video(src, out)
+    for t, frame in frames_with_times(out):
+        shown = detect_frame_label(frame.to_ndarray(format="gray"), Policy().image,
+                                   full_range=True).present
+        expected = placement == "throughout" or t < 2.5 or t >= 6 - 2.5
+        assert shown == expected, t
+    report = verify(out, key=key)
+    assert report.explicit["duration_s"] >= (6 if placement == "throughout" else 2.5)
+
+
+@needs_ffmpeg
+def test_cli_labels_and_verifies_a_folder_with_videos(workdir, h264, tmp_path, capsys):
+    from labelkit.cli import main
+    from labelkit.signing import write_key_pair
+
+    keyfile = tmp_path / "k.key"
+    write_key_pair(keyfile, generate_key("ed25519"))
+    folder = tmp_path / "in"
+    folder.mkdir()
+    shutil.copy(h264, folder / "clip.mp4")
+    shutil.copy(clip(workdir, "cli.webm", vcodec="libvpx-vp9", seconds=2.5,
+                     extra=("-deadline", "realtime", "-cpu-used", "8")), folder / "clip.webm")
+    out = tmp_path / "out"
+    assert main(["label", "--producer", PRODUCER, "--key", str(keyfile), "-o", str(out),
+                 "--video-preset", "ultrafast", "-j", "2", str(folder)]) == 0
+    assert "labeled 2" in capsys.readouterr().out
+    capsys.readouterr()
+    assert main(["verify", "--key", str(keyfile), "--json", str(out)]) == 0
+    reports = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert sorted(r["format"] for r in reports) == ["matroska", "mp4"]
+    for r in reports:
+        assert r["verdict"] == "compliant"
+        assert r["explicit"]["duration_s"] >= 2.0
+        assert r["watermark"]["matches_record"] is True
+    assert main(["verify", "--key", str(keyfile), str(out / "clip.mp4")]) == 0
+    assert "2.5s" in capsys.readouterr().out  # the opening label's duration in the table
+
+
+def test_progress_counts_video_frames_from_workers():
+    import io
+
+    from labelkit.cli import label as label_cmd
+    from labelkit.cli._progress import Progress
+
+    progress = Progress(3, stream=io.StringIO(), tty=False)
+    label_cmd._worker.update(frames=progress.frames, tick=None)
+    try:
+        report = label_cmd._frame_progress()
+        report(16, 90)
+        report(48, 90)
+        other = label_cmd._frame_progress()  # a second video in the same worker
+        other(10, 30)
+    finally:
+        label_cmd._worker.clear()
+    assert "video frames 58/120" in progress.status()
