@@ -11,6 +11,7 @@ from .image import (
     embed_image,
 )
 from .keys import WatermarkKey
+from .video import VideoMarker, detect_video
 
 __all__ = [
     "DEFAULT_STRENGTH",
@@ -19,9 +20,11 @@ __all__ = [
     "MIN_SIDE",
     "PROFILES",
     "P_THRESHOLD",
+    "VideoMarker",
     "WatermarkKey",
     "WatermarkTooSmall",
     "detect_image",
+    "detect_video",
     "embed_image",
     "union_p_value",
 ]
