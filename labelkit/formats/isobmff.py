@@ -127,7 +127,7 @@ class Mp4File(ParsedFile):
     kind: str = "video"  # "audio" when no track is video (M4A)
     duration: float = 0.0  # seconds
     format: str = NAME
-    essence_tree: ClassVar[bool] = True  # hundreds of MB: formats.essence_digest hashes pieces
+    essence_hash: ClassVar[str] = "blake3"  # hundreds of MB: see formats.essence_digest
     _view: memoryview = field(default=None, repr=False)  # type: ignore[assignment]
     _top: list[Box] = field(default_factory=list, repr=False)
     _moov: Box = field(default=None, repr=False)  # type: ignore[assignment]

@@ -56,7 +56,7 @@ import math
 import struct
 import sys
 from dataclasses import dataclass, field
-from typing import Iterator
+from typing import ClassVar, Iterator
 
 from ..errors import CorruptInput, LimitExceeded, UnsupportedFormat
 from ..limits import Limits
@@ -102,6 +102,7 @@ class _Tag:
 class MatroskaFile(ParsedFile):
     """A parsed Matroska/WebM file: its level-1 elements, tags and what labeling rewrites."""
 
+    essence_hash: ClassVar[str] = "blake3"  # hundreds of MB: see formats.essence_digest
     doctype: str  # "matroska" or "webm": output naming, and which codecs/elements are allowed
     kind: str  # "video" if a video track exists, else "audio"
     duration: float  # seconds (Info Duration x TimestampScale), 0.0 if absent
