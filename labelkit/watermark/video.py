@@ -331,24 +331,29 @@ class _VideoSearch:
                 raise RuntimeError("more lattices tried than MAX_VIDEO_HYPOTHESES counts")
             self.tried.append(basis)
             x = self._windows(basis)
+            found = []  # every combination, mirror and sign of this lattice, then best first
             for name, combined in self._combinations(x):
                 for mirrored in (False, True):
                     coef = np.conj(combined[self.mirror]) if mirrored else combined
                     z, white = _pilot_surface(coef, self.mat)
                     for sign in (1, -1):
                         score, shift = _peak(z if sign > 0 else -z)
-                        if self.best is not None and score <= self.best[0]:
-                            continue
-                        bins = white if sign > 0 else -white
-                        self.best = (score, shift, basis, mirrored, name, sign)
-                        if union_p_value(score, MAX_VIDEO_HYPOTHESES) <= self.threshold:
-                            self.payload = ecc.decode(_soft_bits(bins, shift, self.mat))
-                            if self.payload[0] is None and len(x) >= 2:
-                                aided = _pilot_surface(self._pilot_aided(x, mirrored, shift),
-                                                       self.mat)[1]
-                                self.payload = ecc.decode(_soft_bits(aided, shift, self.mat))
-                            if self.payload[0] is not None:
-                                return True
+                        found.append((score, shift, mirrored, name, sign, sign * white))
+            found.sort(key=lambda f: -f[0])
+            if self.best is None or found[0][0] > self.best[0]:
+                score, shift, mirrored, name, sign, _ = found[0]
+                self.best = (score, shift, basis, mirrored, name, sign)
+            for score, shift, mirrored, name, sign, bins in found:
+                if union_p_value(score, MAX_VIDEO_HYPOTHESES) > self.threshold:
+                    break
+                payload = ecc.decode(_soft_bits(bins, shift, self.mat))
+                if payload[0] is None and len(x) >= 2:
+                    aided = _pilot_surface(self._pilot_aided(x, mirrored, shift), self.mat)[1]
+                    payload = ecc.decode(_soft_bits(aided, shift, self.mat))
+                if payload[0] is not None:
+                    self.best = (score, shift, basis, mirrored, name, sign)
+                    self.payload = payload
+                    return True
         return False
 
     def result(self, d: int, extra: dict) -> Detection:
