@@ -207,8 +207,12 @@ ATTACKS: dict[str, list[str]] = {
     "overlay10": ["-vf", "drawbox=x=0:y=ih*0.6:w=iw:h=ih*0.1:color=black@1:t=fill"],
     "crop90": ["-vf", f"crop=trunc(iw*0.949/2)*2:trunc(ih*0.949/2)*2:{_OFF}"],
     "crop50": ["-vf", f"crop=trunc(iw*0.707/2)*2:trunc(ih*0.707/2)*2:{_OFF}"],
+    # the image suite's social-network chain (crop 80% + resize 0.7 + JPEG 75), the lossy step
+    # being the re-encode at CRF 23; and the same at CRF 30
     "chain": ["-vf", f"crop=trunc(iw*0.894/2)*2:trunc(ih*0.894/2)*2:{_OFF},"
-              "scale=trunc(iw*0.7/2)*2:-2", "-crf", "30"],
+              "scale=trunc(iw*0.7/2)*2:-2"],
+    "chain-crf30": ["-vf", f"crop=trunc(iw*0.894/2)*2:trunc(ih*0.894/2)*2:{_OFF},"
+                    "scale=trunc(iw*0.7/2)*2:-2", "-crf", "30"],
 }
 VIDEO_ATTACKS = ["none", "crf23", "crf30", "crf35", "scale720", "scale480", "fps24", "trim2s",
                  "crop80"]
