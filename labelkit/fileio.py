@@ -6,7 +6,8 @@ import itertools
 import mmap
 import os
 import secrets
-from typing import Sequence
+from contextlib import contextmanager
+from typing import BinaryIO, Iterator, Sequence
 
 from .errors import CorruptInput, LabelkitError, LimitExceeded
 from .limits import DEFAULT_LIMITS, Limits
@@ -14,8 +15,9 @@ from .limits import DEFAULT_LIMITS, Limits
 __all__ = ["read_input", "map_input", "release", "atomic_write"]
 
 
-def read_input(path: str | os.PathLike, limits: Limits = DEFAULT_LIMITS) -> bytes:
-    """Read a whole input file, refusing files over ``limits.max_file_bytes``."""
+@contextmanager
+def _opened(path: str | os.PathLike, limits: Limits) -> Iterator[tuple[BinaryIO, int]]:
+    """Open an input for reading, refusing files over ``limits.max_file_bytes``; errors named."""
     name = os.fspath(path)
     try:
         with open(name, "rb") as f:
@@ -24,13 +26,20 @@ def read_input(path: str | os.PathLike, limits: Limits = DEFAULT_LIMITS) -> byte
                 raise LimitExceeded(
                     f"file is {size} bytes, over the limit of {limits.max_file_bytes}", source=name
                 )
-            return f.read(limits.max_file_bytes + 1)
+            yield f, size
     except IsADirectoryError:
         raise LabelkitError("is a directory, not a file", source=name) from None
     except FileNotFoundError:
         raise LabelkitError("no such file", source=name) from None
-    except OSError as exc:
-        raise CorruptInput(f"cannot read: {exc.strerror or exc}", source=name) from None
+    except (OSError, ValueError) as exc:  # ValueError: mmap of a file that shrank
+        raise CorruptInput(f"cannot read: {getattr(exc, 'strerror', None) or exc}",
+                           source=name) from None
+
+
+def read_input(path: str | os.PathLike, limits: Limits = DEFAULT_LIMITS) -> bytes:
+    """Read a whole input file, refusing files over ``limits.max_file_bytes``."""
+    with _opened(path, limits) as (f, _):
+        return f.read(limits.max_file_bytes + 1)
 
 
 def map_input(path: str | os.PathLike, limits: Limits = DEFAULT_LIMITS) -> bytes | mmap.mmap:
@@ -39,24 +48,8 @@ def map_input(path: str | os.PathLike, limits: Limits = DEFAULT_LIMITS) -> bytes
     The file must not change while the map is in use (labelkit never writes to its inputs);
     an empty file gives b"" (mmap refuses length 0).
     """
-    name = os.fspath(path)
-    try:
-        with open(name, "rb") as f:
-            size = os.fstat(f.fileno()).st_size
-            if size > limits.max_file_bytes:
-                raise LimitExceeded(
-                    f"file is {size} bytes, over the limit of {limits.max_file_bytes}", source=name
-                )
-            if size == 0:
-                return b""
-            return mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
-    except IsADirectoryError:
-        raise LabelkitError("is a directory, not a file", source=name) from None
-    except FileNotFoundError:
-        raise LabelkitError("no such file", source=name) from None
-    except (OSError, ValueError) as exc:
-        raise CorruptInput(f"cannot read: {getattr(exc, 'strerror', None) or exc}",
-                           source=name) from None
+    with _opened(path, limits) as (f, size):
+        return mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) if size else b""
 
 
 def release(buffer: object) -> None:

@@ -384,7 +384,7 @@ def test_cli_labels_and_verifies_a_folder_with_videos(workdir, h264, tmp_path, c
     for r in reports:
         assert r["verdict"] == "compliant"
         assert r["explicit"]["duration_s"] >= 2.0
-        assert r["watermark"]["matches_record"] is True
+        assert r["watermark"]["matches_record"] is True, (r["path"], r["watermark"])
     assert main(["verify", "--key", str(keyfile), str(out / "clip.mp4")]) == 0
     assert "2.5s" in capsys.readouterr().out  # the opening label's duration in the table
 

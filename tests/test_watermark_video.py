@@ -130,6 +130,15 @@ def test_signs_pair_up_and_ramp(marked480):
     assert abs(marker.amplitude(SEGMENT - 0.02)) < 1
 
 
+def test_the_first_frame_is_marked_at_full_amplitude():
+    # A fade-in from sign(-1) left the opening key frame unmarked for half the keys, and VP9,
+    # skipping the static parts of later frames, then carried no mark at all (seen in tests).
+    for i in range(32):
+        marker = VideoMarker(WatermarkKey(bytes([i]) * 32), PAYLOAD, 640, 480)
+        assert marker.amplitude(0.0) == marker.sign(0)
+        assert marker.amplitude(0.02) == marker.sign(0)
+
+
 def test_averaging_frames_does_not_expose_the_mark():
     """The mean of many marked frames of a static scene (the averaging attack) keeps far less
     of the mark than one frame."""

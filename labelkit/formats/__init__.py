@@ -32,6 +32,7 @@ from ..limits import DEFAULT_LIMITS, Limits
 __all__ = [
     "Carrier",
     "Container",
+    "LabeledByParts",
     "ParsedFile",
     "register",
     "sniff",
@@ -113,6 +114,16 @@ class ParsedFile:
     xmp: bytes | None
     _data: bytes = field(repr=False)
     _limits: Limits = field(repr=False)
+
+
+class LabeledByParts:
+    """Mixin for handlers whose ``label_parts`` lists the labeled file as slices (big media)."""
+
+    def with_label(self, label_json: str, *, xmp: bytes | None = None,
+                   metadata_from: Container | None = None) -> bytes:
+        """The labeled file in one piece: ``label_parts`` joined (see the handler's docs)."""
+        return b"".join(self.label_parts(  # type: ignore[attr-defined]
+            label_json, xmp=xmp, metadata_from=metadata_from))
 
 
 @dataclass

@@ -49,7 +49,7 @@ from typing import ClassVar, Iterator
 from .. import xmp as xmp_packet
 from ..errors import CorruptInput, LimitExceeded, named
 from ..limits import Limits
-from . import Carrier, ParsedFile, check_pixels, check_same_format, register
+from . import Carrier, LabeledByParts, ParsedFile, check_pixels, check_same_format, register
 from ._bmff import (  # fmt: skip
     HEAD, MAX_MOOV_BYTES, OFFSET_TABLES, U32, Box, Field, Layout, Patch, Piece, Remap, Table,
     Walker, container, read_movie, size_of,
@@ -120,7 +120,7 @@ class _Meta:
 
 
 @dataclass
-class Mp4File(ParsedFile):
+class Mp4File(LabeledByParts, ParsedFile):
     """A parsed MP4/MOV/M4A: its boxes, tracks, carriers and what labeling rewrites."""
 
     brand: str = "mp4"  # "mov" for QuickTime (major brand "qt  " or no ftyp)
@@ -147,16 +147,6 @@ class Mp4File(ParsedFile):
         for box in self._top:
             if box.type == b"mdat":
                 yield view[box.hend : box.end]
-
-    def with_label(
-        self,
-        label_json: str,
-        *,
-        xmp: bytes | None = None,
-        metadata_from: Mp4File | None = None,
-    ) -> bytes:
-        """Return the file with exactly one label, the mdta key AIGC (see ``label_parts``)."""
-        return b"".join(self.label_parts(label_json, xmp=xmp, metadata_from=metadata_from))
 
     def label_parts(
         self,

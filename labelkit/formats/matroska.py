@@ -60,7 +60,7 @@ from typing import ClassVar, Iterator
 
 from ..errors import CorruptInput, LimitExceeded, UnsupportedFormat
 from ..limits import Limits
-from . import Carrier, ParsedFile, check_pixels, check_same_format, register
+from . import Carrier, LabeledByParts, ParsedFile, check_pixels, check_same_format, register
 from ._ebml import (  # fmt: skip
     ATTACHMENTS, CHAPTERS, CLUSTER, CODECID, CODECPRIVATE, CONTENTENCODINGS, CRC32, CUES, DOCTYPE,
     DURATION, INFO, PIXELHEIGHT, PIXELWIDTH, SEEKHEAD, SIMPLETAG, TAG, TAGATTACHMENTUID, TAGBINARY,
@@ -99,7 +99,7 @@ class _Tag:
 
 
 @dataclass
-class MatroskaFile(ParsedFile):
+class MatroskaFile(LabeledByParts, ParsedFile):
     """A parsed Matroska/WebM file: its level-1 elements, tags and what labeling rewrites."""
 
     essence_hash: ClassVar[str] = "blake3"  # hundreds of MB: see formats.essence_digest
@@ -137,16 +137,6 @@ class MatroskaFile(ParsedFile):
         for el in self._level1:
             if el.id == CLUSTER:
                 yield view[el.data : el.end]
-
-    def with_label(
-        self,
-        label_json: str,
-        *,
-        xmp: bytes | None = None,
-        metadata_from: MatroskaFile | None = None,
-    ) -> bytes:
-        """Return the file with exactly one SimpleTag AIGC = label_json (see ``label_parts``)."""
-        return b"".join(self.label_parts(label_json, xmp=xmp, metadata_from=metadata_from))
 
     def label_parts(
         self,

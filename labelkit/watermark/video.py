@@ -168,6 +168,11 @@ class VideoMarker:
         k = math.floor(t / SEGMENT)
         here = self.sign(k)
         into = t - k * SEGMENT
+        if k <= 0 and into < RAMP / 2:
+            # Nothing precedes the first frame: a fade-in from the key's sign(-1) would leave
+            # the opening key frame unmarked half the time, and an encoder that then skips the
+            # static parts of the following frames (VP9 at its defaults does) copies that.
+            return float(here)
         if into < RAMP / 2:
             before, after, u = self.sign(k - 1), here, (into + RAMP / 2) / RAMP
         elif into > SEGMENT - RAMP / 2:
