@@ -194,10 +194,13 @@ def test_rotation_kept_and_label_upright_where_the_viewer_sees_it(workdir, label
     ("vp9.webm", "libvpx-vp9", "yuv420p"),
     ("hevc10.mp4", "libx265", "yuv420p10le"),
     ("h264-444.mkv", "libx264", "yuv444p"),
+    ("av1.mkv", "libsvtav1", "yuv420p"),
+    ("h264.mov", "libx264", "yuv420p"),
 ])
 def test_codec_families_and_pixel_formats(workdir, labeler, key, name, vcodec, pix_fmt):
-    extra = ("-deadline", "realtime", "-cpu-used", "8") if vcodec == "libvpx-vp9" else (
-        ("-x265-params", "log-level=error") if vcodec == "libx265" else ())
+    extra = {"libvpx-vp9": ("-deadline", "realtime", "-cpu-used", "8"),
+             "libx265": ("-x265-params", "log-level=error"),
+             "libsvtav1": ("-preset", "12")}.get(vcodec, ())
     src = clip(workdir, name, vcodec=vcodec, pix_fmt=pix_fmt, extra=extra, seconds=2.5)
     out = workdir / f"out-{name}"
     labeler.label_video(src, out)
@@ -213,7 +216,7 @@ def test_codec_families_and_pixel_formats(workdir, labeler, key, name, vcodec, p
 
 
 @needs_ffmpeg
-@pytest.mark.parametrize("name", ["meta.mp4", "meta.mkv", "meta.webm"])
+@pytest.mark.parametrize("name", ["meta.mp4", "meta.mov", "meta.mkv", "meta.webm"])
 def test_metadata_only_keeps_every_coded_sample(workdir, labeler, key, name):
     vcodec = "libvpx-vp9" if name.endswith(".webm") else "libx264"
     extra = ("-deadline", "realtime", "-cpu-used", "8") if name.endswith(".webm") else ()
