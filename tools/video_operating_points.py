@@ -44,6 +44,7 @@ from labelkit.policy import ImagePolicy, Policy, VideoPolicy  # noqa: E402
 from labelkit.signing import generate_key  # noqa: E402
 from labelkit.watermark import WatermarkKey  # noqa: E402
 import labelkit.watermark.video as wv  # noqa: E402
+from benchmarks.bench_video import _plain_transcode as plain_transcode  # noqa: E402
 
 __all__ = ["POINTS", "pan_source", "plain_transcode", "run_cost", "run_quality", "run_variants"]
 
@@ -105,26 +106,6 @@ def gradient_source(path: Path, width: int = 1280, height: int = 720, seconds: i
         for p in s.encode(None):
             out.mux(p)
     return path
-
-
-def plain_transcode(src: Path, dst: Path, preset: str | None) -> None:
-    """PyAV decode + libx264 CRF 18 encode, nothing else (bench_video's peer)."""
-    import av
-
-    options = {"crf": "18", **({"preset": preset} if preset else {})}
-    with av.open(str(src)) as inp, av.open(str(dst), "w") as out:
-        vin = inp.streams.video[0]
-        vin.thread_type = "AUTO"
-        vout = out.add_stream("libx264", rate=vin.average_rate, options=options)
-        ctx = vout.codec_context
-        ctx.width, ctx.height, ctx.pix_fmt = vin.width, vin.height, vin.codec_context.pix_fmt
-        ctx.time_base = vout.time_base = vin.time_base
-        for frame in inp.decode(vin):
-            frame.pict_type = av.video.frame.PictureType.NONE
-            for p in vout.encode(frame):
-                out.mux(p)
-        for p in vout.encode(None):
-            out.mux(p)
 
 
 def _clips(work: Path, names: list[str]) -> dict[str, Path]:
