@@ -210,6 +210,7 @@ def test_codec_families_and_pixel_formats(workdir, labeler, key, name, vcodec, p
     assert packets(out, "audio") == packets(src, "audio")
     report = verify(out, key=key)
     assert report.verdict == "compliant", [c for c in report.checks if c.status != "pass"]
+    assert report.watermark["matches_record"] is True, report.watermark
 
 
 # -- metadata only ------------------------------------------------------------------------------

@@ -86,6 +86,10 @@ class FrameLabeler:
         return (video.placement == "start+end" and self.duration_s is not None
                 and t >= self.duration_s - video.duration_s)
 
+    def touches(self, t: float) -> bool:
+        """Whether the frame at ``t`` changes at all (else it may be encoded as decoded)."""
+        return self.marker is not None or self.shows_label(t)
+
     def label_planes(self, y: np.ndarray, u: np.ndarray | None, v: np.ndarray | None,
                      t: float) -> bool:
         """Label one frame's planes in place (stored orientation); True if the label was drawn."""

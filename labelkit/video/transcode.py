@@ -139,8 +139,12 @@ def _pump(inp, out, vin, vout, streams, make_labeler, info: VideoInfo, limits: L
                 labeler = make_labeler(info, int(frame.rotation or 0), frame.format.name)
                 first_pts = frame.pts
             t = frame_seconds(frame, first_pts, index, rate)
-            planes = frame_planes(frame)
-            drawn = labeler.label_planes(planes[0], *planes[1:3], t)
+            if index == 0 or labeler.touches(t):
+                planes = frame_planes(frame)
+                drawn = labeler.label_planes(planes[0], *planes[1:3], t)
+            else:  # nothing to draw or mark: no private copy of the decoder's buffer needed
+                drawn = False
+                labeler.frames += 1
             if opening and not drawn:
                 result.labelled_until, opening = t, False  # shown until this frame replaces it
             last_t = t
