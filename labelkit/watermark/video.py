@@ -368,6 +368,7 @@ class _VideoSearch:
         return False
 
     def result(self, d: int, extra: dict) -> Detection:
+        """The Detection for the best hypothesis tried (geometry in full-size pixels)."""
         z, shift, basis, mirrored, name, sign = self.best
         p_value = union_p_value(z, MAX_VIDEO_HYPOTHESES)
         present = p_value <= self.threshold
