@@ -60,8 +60,15 @@ class FrameLabeler:
         full_range: bool = False,
         duration_s: float | None = None,
         explicit: bool = True,
+        produce_id: str = "",
+        watermark_payload: int | None = None,
+        notes: tuple[str, ...] = (),
     ) -> None:
         self.policy = policy
+        # What the metadata label written for these frames must carry.
+        self.produce_id = produce_id
+        self.watermark_payload = watermark_payload
+        self.notes = notes  # layers asked for but not applied (e.g. the frame is too small)
         self.chroma = chroma_subsampling(pix_fmt)
         self.wide = pix_fmt.endswith("10le")
         self.overlay = (VideoOverlay(width, height, policy.image, rotation=rotation,

@@ -60,13 +60,10 @@ def frame_labeler(labeler: Labeler, width: int, height: int, produce_id: str, ro
                   explicit: bool = True) -> FrameLabeler:
     """A FrameLabeler for one video, with its ProduceID and watermark payload attached."""
     marker, payload, notes = make_marker(labeler, produce_id, width, height)
-    frames = FrameLabeler(width, height, labeler.policy, marker=marker, rotation=rotation,
-                          pix_fmt=pix_fmt, full_range=full_range, duration_s=duration_s,
-                          explicit=explicit)
-    frames.produce_id = produce_id  # type: ignore[attr-defined]
-    frames.watermark_payload = payload  # type: ignore[attr-defined]
-    frames.notes = notes  # type: ignore[attr-defined]
-    return frames
+    return FrameLabeler(width, height, labeler.policy, marker=marker, rotation=rotation,
+                        pix_fmt=pix_fmt, full_range=full_range, duration_s=duration_s,
+                        explicit=explicit, produce_id=produce_id, watermark_payload=payload,
+                        notes=tuple(notes))
 
 
 def _temp_beside(dst: str) -> str:
