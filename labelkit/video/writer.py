@@ -195,10 +195,14 @@ class VideoWriter:
     def _send_init(self, init: bytes) -> None:
         """Label the init segment (unsigned: the content does not exist yet) and send it."""
         container = formats.parse(init, "<init segment>", self.labeler.limits)
-        record = AIGCRecord(label="1", content_producer=self.labeler.producer,
-                            produce_id=self.produce_id)
+        record = self._unsigned_record()
         assert self.on_chunk is not None
         self.on_chunk(b"".join(container.label_parts(record.to_json())))
+
+    def _unsigned_record(self) -> AIGCRecord:
+        """The label before (or without) the finished file that a signature would cover."""
+        return AIGCRecord(label="1", content_producer=self.labeler.producer,
+                          produce_id=self.produce_id)
 
     def close(self) -> LabelResult:
         """Flush the encoder, sign the finished video and write it; returns what was done."""
@@ -219,7 +223,7 @@ class VideoWriter:
             if self.index == 0:
                 raise PolicyError("no frame was written")
             layers: tuple[str, ...] = ("explicit",)
-            if self.frames.watermark_payload is not None:  # type: ignore[attr-defined]
+            if self.frames.watermark_payload is not None:
                 layers = (*layers, "watermark")
             record = None
             if self.dst is not None:
@@ -229,16 +233,15 @@ class VideoWriter:
                                                       (*layers, "metadata"))
                 atomic_write(self.dst, new.label_parts(record.to_json()), durable=self.durable)
             else:
-                record = AIGCRecord(label="1", content_producer=self.labeler.producer,
-                                    produce_id=self.produce_id)
+                record = self._unsigned_record()
                 layers = (*layers, "metadata")
         finally:
             release(mapped)
             self._discard()
         return LabelResult(b"", record, "mp4" if self.out.format.name in ("mp4", "mov")
                            else "matroska", layers, self.frames.visible, b"",
-                           self.frames.watermark_payload,  # type: ignore[attr-defined]
-                           tuple(self.frames.notes), path=self.dst)  # type: ignore[attr-defined]
+                           self.frames.watermark_payload,
+                           tuple(self.frames.notes), path=self.dst)
 
     def _discard(self) -> None:
         if getattr(self, "_file", None) is not None and not self._file.closed:
