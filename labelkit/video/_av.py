@@ -89,6 +89,9 @@ def open_input(data: Any, source: str) -> Any:
         return av.open(target, "r", options={"protocol_whitelist": "file,pipe"})
 
 
+_AVCOL_RANGE_JPEG = 2  # FFmpeg's AVColorRange for full-range ("JPEG") video
+
+
 @dataclass(frozen=True)
 class VideoInfo:
     """What labeling needs to know about a file's first video stream."""
@@ -128,6 +131,6 @@ def video_info(container: Any, source: str, limits: Limits) -> VideoInfo:
                             f"{limits.max_frames}", source=source)
     rate = stream.average_rate or stream.guessed_rate
     pix_fmt = ctx.pix_fmt or "yuv420p"
-    full_range = pix_fmt.startswith("yuvj") or str(ctx.color_range) in ("2", "JPEG", "ColorRange.JPEG")
+    full_range = pix_fmt.startswith("yuvj") or int(ctx.color_range or 0) == _AVCOL_RANGE_JPEG
     return VideoInfo(width, height, ctx.name, pix_fmt, Fraction(rate) if rate else None,
                      Fraction(stream.time_base), duration, full_range)
