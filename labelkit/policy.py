@@ -15,6 +15,8 @@ __all__ = [
     "VIDEO_MIN_LABEL_S",
     "VIDEO_PLACEMENTS",
     "VideoPolicy",
+    "AudioPolicy",
+    "AUDIO_PLACEMENTS",
     "explicit_mode",
     "validate_label_text",
 ]
@@ -140,6 +142,57 @@ class VideoPolicy:
                               "not built yet: audio is copied bit-exact")
 
 
+# Where the audible cue goes: before the content, after it, or both; never mixed over it.
+AUDIO_PLACEMENTS = ("start", "end", "both")
+
+
+@dataclass(frozen=True)
+class AudioPolicy:
+    """The audible label (the Morse "AI" cue or a spoken notice) and the audio re-encode."""
+
+    placement: str = "start"
+    # The cue: Morse ".- .." (dot 1 unit, dash 3, gaps 1, letter gap 3) as a sine with short
+    # fades. GB 45438 fixes the rhythm, not the timing: Morse ratios, a unit of 100-120 ms.
+    unit_s: float = 0.11
+    frequency_hz: float = 800.0
+    fade_s: float = 0.008  # raised-cosine fade of each tone (no clicks)
+    gap_s: float = 0.25  # silence between the cue and the content
+    # The cue's level: None matches the content's loudness (RMS of its active part over the
+    # first/last ``level_window_s``), else a fixed RMS level in dBFS.
+    level_dbfs: float | None = None
+    level_offset_db: float = 0.0  # added to the matched level
+    level_window_s: float = 1.0  # how much content decides the matched level (stream latency)
+    min_level_dbfs: float = -40.0  # the cue is never quieter than this (content near silence)
+    max_level_dbfs: float = -9.0  # nor louder (sine RMS -9 dBFS peaks at -6 dBFS)
+    notice: str | None = None  # a spoken-notice clip (audio file) used instead of the cue
+    # Lossy formats are re-encoded at the source's bitrate unless a bitrate (bit/s) is given.
+    bitrate: int | None = None
+    watermark_strength: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.placement not in AUDIO_PLACEMENTS:
+            raise PolicyError(f"audio placement {self.placement!r} is not one of "
+                              f"{', '.join(AUDIO_PLACEMENTS)}")
+        if not 0.08 <= self.unit_s <= 0.15:
+            raise PolicyError(f"cue unit {self.unit_s} s must be within [0.08, 0.15]")
+        if not 300.0 <= self.frequency_hz <= 3000.0:
+            raise PolicyError(f"cue frequency {self.frequency_hz} Hz must be within [300, 3000]")
+        if not 0.001 <= self.fade_s <= self.unit_s / 3:
+            raise PolicyError(f"cue fade {self.fade_s} s must be within [0.001, unit/3]")
+        if not 0.0 <= self.gap_s <= 5.0:
+            raise PolicyError(f"cue gap {self.gap_s} s must be within [0, 5]")
+        if self.level_dbfs is not None and not -60.0 <= self.level_dbfs <= -3.0:
+            raise PolicyError(f"cue level {self.level_dbfs} dBFS must be within [-60, -3]")
+        if not 0.1 <= self.level_window_s <= 30.0:
+            raise PolicyError(f"level window {self.level_window_s} s must be within [0.1, 30]")
+        if not -60.0 <= self.min_level_dbfs <= self.max_level_dbfs <= -3.0:
+            raise PolicyError("cue level bounds must satisfy -60 <= min <= max <= -3 dBFS")
+        if self.bitrate is not None and not 8_000 <= self.bitrate <= 1_536_000:
+            raise PolicyError(f"bitrate {self.bitrate} must be within [8000, 1536000] bit/s")
+        if not 0.0 < self.watermark_strength <= 4.0:
+            raise PolicyError(f"watermark_strength {self.watermark_strength} must be in (0, 4]")
+
+
 @dataclass(frozen=True)
 class Policy:
     """Which layers a Labeler applies, and how."""
@@ -150,6 +203,7 @@ class Policy:
     watermark: bool = True
     image: ImagePolicy = field(default_factory=ImagePolicy)
     video: VideoPolicy = field(default_factory=VideoPolicy)
+    audio: AudioPolicy = field(default_factory=AudioPolicy)
 
     def __post_init__(self) -> None:
         explicit_mode(self.explicit)
