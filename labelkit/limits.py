@@ -21,6 +21,11 @@ class Limits:
     # years), and video frames decoded for one item.
     max_duration_s: float = 6 * 3600.0
     max_frames: int = 2_000_000
+    # Audio: channels and sample rate a stream may declare (8 channels and 384 kHz are real;
+    # a crafted header claims thousands), and decoded samples held at once (all channels).
+    max_channels: int = 32
+    max_sample_rate: int = 768_000
+    max_audio_samples: int = 1_000_000_000
 
 
 DEFAULT_LIMITS = Limits()
