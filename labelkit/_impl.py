@@ -30,6 +30,7 @@ KERNELS: dict[str, str] = {
     "fold_tile": "watermark",
     "lattice_scores": "watermark",
     "viterbi_decode": "watermark",
+    "tile_energies": "audio",
 }
 
 NATIVE_ERRORS: dict[str, str] = {}

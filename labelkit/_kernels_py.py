@@ -16,6 +16,7 @@ __all__: list[str] = [
     "fold_tile",
     "lattice_scores",
     "viterbi_decode",
+    "tile_energies",
 ]
 
 
@@ -324,3 +325,37 @@ def viterbi_decode(soft: np.ndarray, outputs: np.ndarray) -> np.ndarray:
         bits[t] = s & 1
         s = (s >> 1) | (int(choice[t, s]) * (n_states >> 1))
     return bits
+
+
+# ------------------------------------------------------------------------------- audio kernels
+
+
+def _fractional(prefix: np.ndarray, cells: np.ndarray, pos: np.ndarray) -> np.ndarray:
+    """The integral up to fractional positions ``pos`` along axis 0 of a piecewise-constant map."""
+    i = np.minimum(pos.astype(np.int64), cells.shape[0] - 1)
+    frac = (pos - i)[(...,) + (None,) * (cells.ndim - 1)]
+    return prefix[i] + frac * cells[i]
+
+
+def tile_energies(power: np.ndarray, rows: np.ndarray, cols: np.ndarray, out: np.ndarray) -> None:
+    """Sum a (frames, bins) power map over the cells [rows[j], rows[j+1]) x [cols[b], cols[b+1]).
+
+    Positions are fractional (a cell counts by its covered share) and must lie in
+    [0, frames) and [0, bins); ``out`` is (len(rows) - 1, len(cols) - 1) float64."""
+    _require_f32(power, "power", 2)
+    rows = np.asarray(rows, np.float64)
+    cols = np.asarray(cols, np.float64)
+    if out.shape != (rows.size - 1, cols.size - 1) or out.dtype != np.float64:
+        raise ValueError("out must be a (len(rows) - 1, len(cols) - 1) float64 array")
+    frames, bins = power.shape
+    if rows.size and not (0 <= rows.min() and rows.max() < frames):
+        raise ValueError("rows out of range")
+    if cols.size and not (0 <= cols.min() and cols.max() < bins):
+        raise ValueError("cols out of range")
+    p = power.astype(np.float64).T  # (bins, frames): integrate over bins first
+    prefix = np.concatenate([np.zeros((1, frames)), np.cumsum(p, axis=0)])
+    at = _fractional(prefix, p, cols)  # (len(cols), frames)
+    band = (at[1:] - at[:-1]).T  # (frames, bands)
+    prefix = np.concatenate([np.zeros((1, band.shape[1])), np.cumsum(band, axis=0)])
+    at = _fractional(prefix, band, rows)
+    out[...] = at[1:] - at[:-1]
