@@ -23,6 +23,7 @@ from .signing import SigningKey, load_key, sign_rc1
 from .watermark import WatermarkKey, WatermarkTooSmall, embed_image
 
 if TYPE_CHECKING:
+    from .audio.pipeline import AudioStreamLabeler, LabeledPcm
     from .video.frames import FrameLabeler
 
 __all__ = ["Labeler", "LabelResult"]
@@ -120,13 +121,14 @@ class Labeler:
 
         ``progress(frames_done, frames_expected)`` is called while a video is re-encoded."""
         name = os.fspath(src)
-        if formats.modality_of(src, self.limits) == "video":
+        modality = self._modality(src)
+        if modality == "video":
             return self.label_video(src, dst, explicit=explicit, recipient=recipient,
                                     produce_id=produce_id, durable=durable, progress=progress)
         data = read_input(src, self.limits)
-        result = self.label_image(
-            data, explicit=explicit, recipient=recipient, produce_id=produce_id, source=name
-        )
+        label = self.label_audio if modality == "audio" else self.label_image
+        result = label(data, explicit=explicit, recipient=recipient, produce_id=produce_id,
+                       source=name)
         atomic_write(dst, result.data, durable=durable)
         return result
 
@@ -159,6 +161,62 @@ class Labeler:
         if mode == "omit":
             self._log_recipient(result, recipient, name)
         return result
+
+    def label_audio(
+        self,
+        data: bytes,
+        *,
+        explicit: bool | str | None = None,
+        recipient: str | None = None,
+        produce_id: str | None = None,
+        source: str = "<audio>",
+    ) -> LabelResult:
+        """Label an audio file's bytes (WAV, MP3, FLAC, Ogg Vorbis/Opus, M4A) in its own format.
+
+        With the audible label (the default) the audio is decoded, watermarked, given the cue
+        (``Policy.audio``) and re-encoded (lossy formats at the source's bitrate); "present" and
+        "omit" write the metadata only, without re-encoding (no cue, no watermark)."""
+        from .audio.pipeline import label_audio_file
+
+        with named(source):
+            mode = self._explicit(explicit, recipient, source)
+            result = label_audio_file(self, bytes(data), mode, produce_id, source)
+        if mode == "omit":
+            self._log_recipient(result, recipient, source)
+        return result
+
+    def label_pcm(self, pcm: np.ndarray, rate: int, *, produce_id: str | None = None
+                  ) -> "LabeledPcm":
+        """Label raw float samples (n[, channels]) in-process: watermark, then the cue around them.
+
+        Put ``produce_id`` and ``watermark_payload`` of the result into the file's metadata
+        label (or label the encoded file metadata-only afterwards)."""
+        from .audio.pipeline import label_pcm
+
+        return label_pcm(self, pcm, rate, produce_id)
+
+    def audio_stream(self, rate: int, channels: int, *, produce_id: str | None = None
+                     ) -> "AudioStreamLabeler":
+        """A streaming labeler for TTS: ``feed(chunk)`` / ``close()`` return labeled PCM."""
+        from .audio.pipeline import AudioStreamLabeler
+
+        return AudioStreamLabeler(self, rate, channels, produce_id)
+
+    def _modality(self, src: str | os.PathLike) -> str | None:
+        """The file's modality; an MP4 or Matroska file without video is audio (M4A, MKA)."""
+        modality = formats.modality_of(src, self.limits)
+        if modality != "video":
+            return modality
+        from .fileio import map_input, release
+
+        data = map_input(src, self.limits)
+        try:
+            kind = getattr(formats.parse(data, os.fspath(src), self.limits), "kind", "video")
+        except LabelkitError:
+            return modality  # the video path reports it
+        finally:
+            release(data)
+        return "audio" if kind == "audio" else modality
 
     def frame_labeler(self, width: int, height: int, *, produce_id: str | None = None,
                       rotation: int = 0, pix_fmt: str = "yuv420p", full_range: bool = False,

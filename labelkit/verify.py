@@ -148,8 +148,15 @@ def _verify(data: bytes, path: str, trust: TrustStore, policy: Policy, limits: L
             watermark_key: WatermarkKey | None) -> Report:
     container = formats.parse(data, path, limits)
     report = Report(path=path, format=container.format)
-    report.add("parse", "pass", f"{container.format} {container.width}x{container.height}, "
-               f"{container.frames} frame(s)")
+    from .audio.pipeline import is_audio
+
+    if is_audio(container):
+        report.add("parse", "pass", f"{container.format} audio, "
+                   f"{getattr(container, 'sample_rate', 0) or '?'} Hz, "
+                   f"{getattr(container, 'channels', 0) or '?'} channel(s)")
+    else:
+        report.add("parse", "pass", f"{container.format} {container.width}x{container.height}, "
+                   f"{container.frames} frame(s)")
     record = _check_carriers(report, container)
     if record is not None:
         _check_signature(report, record, container, data, trust, limits)
@@ -157,6 +164,11 @@ def _verify(data: bytes, path: str, trust: TrustStore, policy: Policy, limits: L
         report.signature = {"status": "error", "message": "the label is invalid; not checked"}
     else:
         report.signature = {"status": "n/a", "message": "no label to check"}
+    if is_audio(container):
+        _check_audio(report, data, path, limits, policy, detect_visible, require_visible,
+                     watermark_key, record)
+        report.verdict = _verdict(report)
+        return report
     if formats.handlers()[container.format].MODALITY == "video":
         _check_video(report, data, path, limits, policy, detect_visible, require_visible,
                      watermark_key, record)
@@ -472,6 +484,48 @@ def _check_video(report: Report, data, path: str, limits: Limits, policy: Policy
         small = min(seen.width, seen.height) < WATERMARK_MIN_SIDE
         _report_watermark(report, seen.watermark, watermark_key, record, small, "videos")
         report.watermark["frames"] = seen.frames_seen
+
+
+# -- audio ------------------------------------------------------------------------------------
+
+
+def _check_audio(report: Report, data, path: str, limits: Limits, policy: Policy,
+                 detect_visible: bool, require_visible: bool,
+                 watermark_key: WatermarkKey | None, record: AIGCRecord | None) -> None:
+    """The samples' checks: the audible cue (where it is) and the watermark."""
+    from .audio.codec import decode_audio
+    from .explicit.audio import detect_cue
+    from .watermark.audio import detect_audio
+
+    if not detect_visible and watermark_key is None:
+        return
+    try:
+        pcm, info = decode_audio(data, path, limits)
+    except LabelkitError as exc:
+        for what, wanted in (("explicit", detect_visible), ("watermark", watermark_key)):
+            if wanted:
+                setattr(report, what, {"status": "error", "message": exc.reason})
+                report.add(what, "error", f"could not decode the audio: {exc.reason}")
+        return
+    rate = info.sample_rate
+    if detect_visible:
+        found = detect_cue(pcm, rate, policy.audio)
+        edges = [s for s in found.spans if s.where in ("start", "end")]
+        if found.present:
+            report.explicit = {"status": "present", **found.to_dict()}
+            where = ", ".join(f"{s.where} {s.start_s:.2f}-{s.end_s:.2f} s" for s in found.spans)
+            report.add("explicit", "pass" if edges else "warn",
+                       f"audible cue (Morse \".- ..\") at {where}"
+                       + ("" if edges else "; not at the start or the end"))
+        else:
+            report.explicit = {"status": "absent"}
+            report.add("explicit", "fail" if require_visible else "warn",
+                       "no audible cue found (labelkit recognises the Morse \".- ..\" cue, not a "
+                       "spoken notice; one is required unless the content was handed out on "
+                       "request with a recipient log, Measures Art. 9)")
+    if watermark_key is not None:
+        found = detect_audio(pcm, rate, watermark_key)
+        _report_watermark(report, found, watermark_key, record, False, "clips")
 
 
 def _verdict(report: Report) -> str:
