@@ -269,12 +269,16 @@ def _tiles(spec: _Spectrogram, phase: float, tscale: float, fscale: float,
     cols = np.clip(spec.bin_position(edges * fscale), 0.0, spec.power.shape[1] - 1e-6)
     energy = np.empty((count, N_BANDS), np.float64)
     kernel("tile_energies")(spec.power, rows, cols, energy)
-    log_e = np.log(energy + 1e-20)
-    diff = log_e[1:-1] - 0.5 * (log_e[:-2] + log_e[2:])
-    # Tiles of silence carry nothing: leave them out rather than let their noise speak.
-    floor = np.log(np.maximum(energy[1:-1], 1e-20)) < np.log(1e-12)
-    diff[floor] = 0.0
-    scale = np.median(np.abs(diff), axis=0) * 1.4826 + 1e-9
+    # Tiles far below the content's level (pauses, digital silence, a band the content does
+    # not reach) carry no mark: they and the differences they take part in are left out,
+    # rather than let a jump from silence dominate the sums.
+    valid = energy > max(1e-12, 1e-6 * float(np.median(energy)))
+    log_e = np.log(np.where(valid, energy, 1.0))
+    both = valid[:-2] & valid[2:] & valid[1:-1]
+    diff = np.where(both, log_e[1:-1] - 0.5 * (log_e[:-2] + log_e[2:]), 0.0)
+    spread = np.abs(diff[both]) if np.any(both) else np.ones(1)
+    scale = np.median(np.where(both, np.abs(diff), np.nan), axis=0) * 1.4826
+    scale = np.where(np.isfinite(scale) & (scale > 0), scale, float(np.median(spread)) + 1e-9)
     out = np.clip(diff / scale, -4.0, 4.0)
     # Row i of ``out`` is slot i + 1 of the hypothesis.
     return np.concatenate([np.zeros((1, N_BANDS)), out, np.zeros((1, N_BANDS))])
