@@ -68,12 +68,15 @@ _ACTIVE_FLOOR_DBFS = -50.0
 _ACTIVE_RANGE_DB = 30.0
 
 _DET_RATE = 8000.0  # decimate to about this rate
-_WIN_S = 0.032
+_WIN_S = 0.048
+_MAP_STRIDE = 2  # the search scores every 2nd start frame; candidates are refined +-1
+_EDGE_FRAMES = 1  # frames each side of a tone edge left out (the window smears it)
 _HOP_S = 0.010
 _F_LO, _F_HI = 300.0, 3000.0
 _UNIT_LO, _UNIT_HI, _UNIT_STEP = 0.08, 0.16, 1.025
 _MARGIN_UNITS = 2
 _REF_LO_HZ, _REF_HI_HZ = 190.0, 310.0
+_MIN_PROMINENCE_DB = 10.0  # the tones stand this far above their neighbours' mean
 _BAND_STEP_HZ = 31.25
 _BAND_HALF_HZ = 0.0
 _EDGE_S = 3.0  # "start" / "end" reach
@@ -283,7 +286,8 @@ def _envelopes(pcm: np.ndarray, rate: int) -> tuple[np.ndarray, np.ndarray, floa
     offs = range(int(round(_REF_LO_HZ / bstep)), int(round(_REF_HI_HZ / bstep)) + 1)
     r = offs[-1]
     dbp = np.pad(db, ((0, 0), (r, r)), mode="edge")
-    ref = sum(dbp[:, r + s * o:r + s * o + db.shape[1]] for o in offs for s in (1, -1))
+    nbd = db.shape[1]
+    ref = sum(dbp[:, r + s * o:r + s * o + nbd] for o in offs for s in (1, -1))
     ref /= 2 * len(offs)
     keep = (centres * df >= _F_LO) & (centres * df <= _F_HI)
     env = (db - ref)[:, keep].T
@@ -308,24 +312,27 @@ def _score_unit(ep: np.ndarray, ep2: np.ndarray, C: np.ndarray, C2: np.ndarray, 
     class; frames outside the audio are left out.
     """
     m = _MARGIN_UNITS
+    S = _MAP_STRIDE
     w0 = int(round(-m * U)) + pad
     w1 = int(round((PATTERN_UNITS + m) * U)) + pad
-    s_all = C[:, w1:w1 + nfr] - C[:, w0:w0 + nfr]
-    s2_all = C2[:, w1:w1 + nfr] - C2[:, w0:w0 + nfr]
-    n_all = V[w1:w1 + nfr] - V[w0:w0 + nfr]
+    s_all = C[:, w1:w1 + nfr:S] - C[:, w0:w0 + nfr:S]
+    s2_all = C2[:, w1:w1 + nfr:S] - C2[:, w0:w0 + nfr:S]
+    n_all = V[w1:w1 + nfr:S] - V[w0:w0 + nfr:S]
     s_on = np.zeros_like(s_all)
     n_on = np.zeros_like(n_all)
     n_full = 0
+    E = _EDGE_FRAMES
     for a, b in _TONES_UNITS:
         ea = int(round(a * U)) + pad
         eb = int(round(b * U)) + pad
-        s_on += C[:, eb:eb + nfr] - C[:, ea + 1:ea + 1 + nfr]
-        n_on += V[eb:eb + nfr] - V[ea + 1:ea + 1 + nfr]
-        n_full += eb - ea - 1
-        for e in (ea, eb):  # edge frames: out of both classes
-            s_all -= ep[:, e:e + nfr]
-            s2_all -= ep2[:, e:e + nfr]
-            n_all -= vp[e:e + nfr]
+        s_on += C[:, eb - E + 1:eb - E + 1 + nfr:S] - C[:, ea + E:ea + E + nfr:S]
+        n_on += V[eb - E + 1:eb - E + 1 + nfr:S] - V[ea + E:ea + E + nfr:S]
+        n_full += eb - ea - 2 * E + 1
+        for e in (ea, eb):  # frames near an edge: out of both classes
+            lo, hi = e - E + 1, e + E
+            s_all -= C[:, hi:hi + nfr:S] - C[:, lo:lo + nfr:S]
+            s2_all -= C2[:, hi:hi + nfr:S] - C2[:, lo:lo + nfr:S]
+            n_all -= V[hi:hi + nfr:S] - V[lo:lo + nfr:S]
     n_off = n_all - n_on
     ok = (n_on >= n_full) & (n_off > 0)  # every tone inside the audio
     one = np.float32(1.0)
@@ -357,8 +364,10 @@ def _structure(e: np.ndarray, t: int, U: float) -> tuple[float, float]:
     """
     n = e.shape[0]
 
+    E = _EDGE_FRAMES
+
     def seg(a: float, b: float) -> np.ndarray:
-        return e[max(0, int(round(t + a * U)) + 1):min(n, int(round(t + b * U)))]
+        return e[max(0, int(round(t + a * U)) + E):min(n, int(round(t + b * U)) - E + 1)]
 
     on = [seg(a, b) for a, b in _TONES_UNITS]
     off = [s for s in (seg(a, b) for a, b in _OFF_UNITS) if s.size]
@@ -367,7 +376,7 @@ def _structure(e: np.ndarray, t: int, U: float) -> tuple[float, float]:
     m_on = float(np.mean([s.mean() for s in on]))
     m_off = float(np.mean([s.mean() for s in off]))
     contrast = m_on - m_off
-    if contrast <= 0:
+    if contrast <= 0 or m_on < _MIN_PROMINENCE_DB:  # a dip (a tone in the reference) is no tone
         return 0.0, contrast
     mid = (m_on + m_off) / 2
     shares = [float(np.mean(s > mid)) for s in on] + [float(np.mean(s < mid)) for s in off]
@@ -393,21 +402,23 @@ def _score_map(a: np.ndarray, rate: int):
     C2 = np.concatenate([z, np.cumsum(ep2, axis=1, dtype=np.float64)], axis=1).astype(np.float32)
     V = np.concatenate([[0.0], np.cumsum(vp, dtype=np.float64)]).astype(np.float32)
     # start frame t (pattern onset) is padded index t + pad
-    best = np.full(nfr, -1.0)
-    best_u = np.zeros(nfr)
-    best_b = np.zeros(nfr, dtype=np.int64)
-    best_c = np.zeros(nfr)
+    nst = len(range(0, nfr, _MAP_STRIDE))
+    best = np.full(nst, -1.0)
+    best_u = np.zeros(nst)
+    best_b = np.zeros(nst, dtype=np.int64)
+    best_c = np.zeros(nst)
+    cols = np.arange(nst)
     for u in units:
         U = u / hop_s
         r, contrast = _score_unit(ep, ep2, C, C2, V, vp, pad, U, nfr)
         r *= contrast >= _MAP_CONTRAST_DB
         bi = np.argmax(r, axis=0)
-        rv = r[bi, np.arange(nfr)]
+        rv = r[bi, cols]
         better = rv > best
         best = np.where(better, rv, best)
         best_u = np.where(better, u, best_u)
         best_b = np.where(better, bi, best_b)
-        best_c = np.where(better, contrast[bi, np.arange(nfr)], best_c)
+        best_c = np.where(better, contrast[bi, cols], best_c)
     return env, freqs, hop_s, best, best_u, best_b, best_c
 
 
@@ -423,18 +434,21 @@ def detect_cue(pcm: np.ndarray, rate: int, policy: AudioPolicy | None = None) ->
     spans: list[CueSpan] = []
     cand = np.flatnonzero(best >= DETECTION_THRESHOLD)
     taken = np.zeros(nfr, dtype=bool)
-    for t in cand[np.argsort(-best[cand], kind="stable")]:
-        if taken[t]:
+    for i in cand[np.argsort(-best[cand], kind="stable")]:
+        u = float(best_u[i])
+        b = int(best_b[i])
+        t0 = int(i) * _MAP_STRIDE
+        if taken[t0]:
             continue
-        u = float(best_u[t])
-        b = int(best_b[t])
-        structure, contrast = _structure(env[b], int(t), u / hop_s)
+        structure, contrast, t = max(
+            _structure(env[b], t, u / hop_s) + (t,)
+            for t in range(max(0, t0 - _MAP_STRIDE + 1), min(nfr, t0 + _MAP_STRIDE)))
         if structure < MIN_STRUCTURE or contrast < MIN_CONTRAST_DB:
             continue
         length = int(round(PATTERN_UNITS * u / hop_s))
         taken[max(0, t - length):min(nfr, t + length + 1)] = True
         start_s, end_s = _refine(env[b], int(t), u, hop_s, contrast)
-        spans.append(CueSpan(start_s, end_s, _where(start_s, end_s, total_s), float(best[t]),
+        spans.append(CueSpan(start_s, end_s, _where(start_s, end_s, total_s), float(best[i]),
                              (end_s - start_s) / PATTERN_UNITS, float(freqs[b])))
     spans.sort(key=lambda s: s.start_s)
     return CueDetection(bool(spans), tuple(spans))
