@@ -12,7 +12,8 @@ from typing import Any
 
 from ..errors import KeyFileError, LabelkitError
 from ..labeler import Labeler
-from ..policy import POSITIONS, VIDEO_PLACEMENTS, ImagePolicy, Policy, VideoPolicy
+from ..policy import (AUDIO_PLACEMENTS, POSITIONS, VIDEO_PLACEMENTS, AudioPolicy, ImagePolicy,
+                      Policy, VideoPolicy)
 from ..signing import load_key
 from ._common import (
     EXIT_FAILURE,
@@ -34,8 +35,9 @@ from ._state import Journal, settings_digest
 __all__ = ["add_parser", "run"]
 
 DESCRIPTION = """\
-Label pictures (PNG, JPEG, WebP, GIF, TIFF) and videos (MP4, MOV, MKV, WebM) as GB 45438-2025
-requires: a visible "AI生成" label (on a video: its opening seconds), the invisible watermark,
+Label pictures (PNG, JPEG, WebP, GIF, TIFF), videos (MP4, MOV, MKV, WebM) and audio (WAV, MP3,
+FLAC, Ogg Vorbis/Opus, M4A) as GB 45438-2025 requires: a visible "AI生成" label (on a video: its
+opening seconds; on audio: the Morse ".- .." cue before the content), the invisible watermark,
 the implicit metadata label of Annex E (XMP TC260:AIGC; MP4/MOV key AIGC; Matroska tag AIGC)
 and a signature in ReservedCode1 that binds the label to the content. Videos are re-encoded in
 their own codec family (H.264, H.265, VP9, AV1) at a visually lossless quality, audio copied
@@ -143,6 +145,17 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     video.add_argument("--video-preset", metavar="NAME",
                        help="encoder speed preset, e.g. veryfast for x264 (default: the "
                        "encoder's own)")
+    audio = parser.add_argument_group(
+        "audio", "how audio is labeled and re-encoded (GB 45438: the Morse \".- ..\" cue or a "
+        "spoken notice before or after the content, never over it)")
+    audio.add_argument("--audio-cue-placement", choices=AUDIO_PLACEMENTS,
+                       default=AudioPolicy.placement, help="start (default), end, or both")
+    audio.add_argument("--audio-notice", metavar="FILE",
+                       help="a spoken-notice clip (any audio file) used instead of the cue")
+    audio.add_argument("--audio-cue-level", type=float, metavar="DBFS",
+                       help="a fixed cue level (RMS, dBFS) instead of the content's loudness")
+    audio.add_argument("--audio-bitrate", type=int, metavar="BPS",
+                       help="bitrate for lossy formats (default: the source's)")
     add_run_options(parser)
     parser.set_defaults(func=run, parser=parser)
 
@@ -234,6 +247,17 @@ def _config(args: argparse.Namespace) -> dict[str, Any]:
                             preset=args.video_preset)
     except LabelkitError as exc:
         raise UsageError(f"--video-*: {exc}") from None
+    notice = os.path.abspath(args.audio_notice) if args.audio_notice else None
+    if notice is not None and not os.path.isfile(notice):
+        raise UsageError(f"--audio-notice {args.audio_notice}: no such file")
+    try:
+        audio = AudioPolicy(placement=args.audio_cue_placement, notice=notice,
+                            level_dbfs=args.audio_cue_level, bitrate=args.audio_bitrate,
+                            watermark_strength=min(args.watermark_strength, 4.0))
+    except LabelkitError as exc:
+        raise UsageError(f"--audio-*: {exc}") from None
+    audio_config = [audio.placement, audio.notice, audio.level_dbfs, audio.bitrate,
+                    audio.watermark_strength]
     try:
         Labeler(args.producer)
     except LabelkitError as exc:
@@ -260,6 +284,7 @@ def _config(args: argparse.Namespace) -> dict[str, Any]:
         "watermark_strength": image.watermark_strength,
         "watermark_profile": image.watermark_profile,
         "video": [video.duration_s, video.placement, video.crf, video.preset],
+        "audio": audio_config,
         # Everything that shapes an output: a change means earlier outputs are not "done".
         "settings": {
             "producer": args.producer,
@@ -272,6 +297,7 @@ def _config(args: argparse.Namespace) -> dict[str, Any]:
             if drawn and not args.no_watermark else None,
             "video": [video.duration_s, video.placement, video.crf, video.preset]
             if drawn else None,
+            "audio": audio_config if drawn else None,
         },
     }
 
@@ -392,7 +418,11 @@ def _init_worker(config: dict[str, Any], frames: Any = None, tick: Any = None) -
                                       watermark_profile=config["watermark_profile"]),
                     video=VideoPolicy(duration_s=config["video"][0],
                                       placement=config["video"][1], crf=config["video"][2],
-                                      preset=config["video"][3]))
+                                      preset=config["video"][3]),
+                    audio=AudioPolicy(placement=config["audio"][0],
+                                      notice=config["audio"][1], level_dbfs=config["audio"][2],
+                                      bitrate=config["audio"][3],
+                                      watermark_strength=config["audio"][4]))
     _worker["labeler"] = Labeler(config["producer"], config["key"], policy,
                                  recipient_log=config["recipient_log"])
     _worker["recipient"] = config["recipient"]
