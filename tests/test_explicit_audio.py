@@ -326,14 +326,24 @@ def test_detect_survives_signal_attacks(labelled, name):
     spans_close(d.spans, out.spans)
 
 
-def test_detect_cue_under_content(speech_zh):
-    # mixed under speech at a quarter of its RMS (-12 dB)
-    content = speech_zh[: 6 * R].copy()
-    cue = cue_signal(R, AudioPolicy(), 0.25 * rms(content))
-    at = int(0.5 * R)
-    content[at:at + cue.size] += cue[:, None]
-    d = detect_cue(content, R)
-    spans_close(d.spans, [(0.5, 0.5 + cue.size / R)], tol=0.04)
+def test_detect_cue_under_content(speech_en, speech_zh):
+    # mixed under speech at a quarter of its RMS (-12 dB), at 13 places in each of two voices
+    found = places = 0
+    for speech in (speech_en, speech_zh):
+        content = speech[: 8 * R]
+        cue = cue_signal(R, AudioPolicy(), 0.25 * rms(content))
+        for at_s in np.arange(0.5, content.shape[0] / R - 1.3, 0.5):
+            places += 1
+            mix = content.copy()
+            at = int(round(at_s * R))
+            mix[at:at + cue.size] += cue[:, None]
+            d = detect_cue(mix, R)
+            assert all(abs(s.start_s - at_s) < 0.15 for s in d.spans), (at_s, d)  # no stray ones
+            found += len(d.spans)
+            if at_s == 0.5:
+                spans_close(d.spans, [(0.5, 0.5 + cue.size / R)], tol=0.04)
+    # ~3 of 4 measured: the misses are where a vowel's harmonic sits on the tone
+    assert found >= 0.65 * places, (found, places)
 
 
 def test_no_detection_on_speech(speech_en, speech_zh):
@@ -360,6 +370,29 @@ def test_no_detection_on_music_noise_silence():
 def test_no_detection_on_other_morse(code):
     assert not detect_cue(morse(code), R).present, code
     assert detect_cue(morse(".- ..", lead=0.5), R).present
+
+
+MORSE = {"E": ".", "T": "-", "N": "-.", "M": "--", "S": "...", "O": "---", "R": ".-.",
+         "U": "..-", "D": "-..", "K": "-.-", "G": "--.", "W": ".--", "H": "....", "B": "-...",
+         "V": "...-", "L": ".-..", "F": "..-.", "P": ".--.", "C": "-.-.", "Y": "-.--",
+         "Q": "--.-", "Z": "--..", "X": "-..-", "J": ".---", "I": "..", "A": ".-"}
+
+
+def test_no_detection_on_random_morse_words():
+    rng = np.random.default_rng(21)
+    letters = list(MORSE)
+    tried = 0
+    while tried < 25:
+        word = "".join(rng.choice(letters) for _ in range(rng.integers(2, 6)))
+        if "AI" in word:
+            continue
+        tried += 1
+        x = morse(" ".join(MORSE[c] for c in word), unit=float(rng.uniform(0.08, 0.15)),
+                  f=float(rng.uniform(400, 2000)))
+        assert not detect_cue(x, R).present, word
+    # a word containing A then I does carry the rhythm
+    d = detect_cue(morse(" ".join(MORSE[c] for c in "RAIN")), R)
+    assert len(d.spans) == 1
 
 
 def test_detection_speed():
