@@ -91,9 +91,8 @@ def test_silence_stays_silent():
 
 def test_marked_music_detected_and_unmarked_not(speech):
     pcm = _music(30)
-    found = detect_audio(embed_audio(pcm, RATE, KEY, PAYLOAD, strength=2.0), RATE, KEY,
-                         speed_search=False)
-    assert found.present and found.p_value <= 1e-6
+    found = detect_audio(embed_audio(pcm, RATE, KEY, PAYLOAD), RATE, KEY, speed_search=False)
+    assert found.present and found.p_value <= 1e-6 and found.payload == PAYLOAD
     for plain in (pcm, speech):
         assert not detect_audio(plain, RATE, KEY, speed_search=False).present
     # another key's mark is no mark for this key
