@@ -91,6 +91,7 @@ _MIN_PROMINENCE_DB = 10.0  # the tones stand this far above their neighbours' me
 _BAND_STEP_HZ = 31.25
 _BAND_HALF_HZ = 0.0
 _EDGE_S = 3.0  # "start" / "end" reach
+_CHUNK_S, _OVERLAP_S = 60.0, 5.0  # detection works on chunks of this length and overlap
 
 
 def _db(x: float) -> float:
@@ -437,12 +438,37 @@ def detect_cue(pcm: np.ndarray, rate: int, policy: AudioPolicy | None = None) ->
     """Find every Morse ".- .." tone rhythm in the audio (unit 0.08-0.16 s, tone 300-3000 Hz)."""
     del policy  # the search does not assume the policy's unit or tone
     a = _as_2d(pcm)
-    total_s = a.shape[0] / rate if rate > 0 else 0.0
-    if a.shape[0] < int(0.5 * rate):
-        return CueDetection(False, ())
+    if rate <= 0:
+        raise PolicyError(f"sample rate {rate} must be positive")
+    total_s = a.shape[0] / rate
+    # Long audio goes in overlapping chunks (bounded memory); the overlap holds a whole rhythm.
+    chunk, overlap = int(_CHUNK_S * rate), int(_OVERLAP_S * rate)
+    found: list[tuple[float, float, float, float, float]] = []
+    pos = 0
+    while True:
+        part = a[pos:pos + chunk + overlap]
+        if part.shape[0] >= int(0.5 * rate):
+            for s, e, score, u, f in _detect_part(part, rate):
+                s, e = s + pos / rate, e + pos / rate
+                dup = [i for i, o in enumerate(found) if abs(o[0] - s) < 0.5]
+                if dup:
+                    if found[dup[0]][2] < score:
+                        found[dup[0]] = (s, e, score, u, f)
+                else:
+                    found.append((s, e, score, u, f))
+        pos += chunk
+        if pos + overlap >= a.shape[0]:
+            break
+    found.sort()
+    spans = tuple(CueSpan(s, e, _where(s, e, total_s), score, u, f) for s, e, score, u, f in found)
+    return CueDetection(bool(spans), spans)
+
+
+def _detect_part(a: np.ndarray, rate: int) -> list[tuple[float, float, float, float, float]]:
+    """(start_s, end_s, score, unit_s, frequency_hz) of each rhythm in one chunk."""
     env, freqs, hop_s, best, best_u, best_b, best_c = _score_map(a, rate)
     nfr = env.shape[1]
-    spans: list[CueSpan] = []
+    out: list[tuple[float, float, float, float, float]] = []
     cand = np.flatnonzero(best >= DETECTION_THRESHOLD)
     taken = np.zeros(nfr, dtype=bool)
     for i in cand[np.argsort(-best[cand], kind="stable")]:
@@ -459,10 +485,9 @@ def detect_cue(pcm: np.ndarray, rate: int, policy: AudioPolicy | None = None) ->
         length = int(round(PATTERN_UNITS * u / hop_s))
         taken[max(0, t - length):min(nfr, t + length + 1)] = True
         start_s, end_s = _refine(env[b], int(t), u, hop_s, contrast)
-        spans.append(CueSpan(start_s, end_s, _where(start_s, end_s, total_s), float(best[i]),
-                             (end_s - start_s) / PATTERN_UNITS, float(freqs[b])))
-    spans.sort(key=lambda s: s.start_s)
-    return CueDetection(bool(spans), tuple(spans))
+        out.append((start_s, end_s, float(best[i]), (end_s - start_s) / PATTERN_UNITS,
+                    float(freqs[b])))
+    return out
 
 
 def _refine(e: np.ndarray, t: int, u: float, hop_s: float, contrast: float) -> tuple[float, float]:
