@@ -264,6 +264,26 @@ def test_detect_placements(speech_en, placement):
     json.dumps(d.to_dict())
 
 
+def test_detect_without_gap(speech_en):
+    chord = chord_melody(4.0)
+    for content in (speech_en[: 4 * R], chord):
+        out = apply_cue(content, R, AudioPolicy(placement="both", gap_s=0.0))
+        d = detect_cue(out.pcm, R)
+        spans_close(d.spans, out.spans)
+
+
+def test_detect_long_audio_chunks():
+    rng = np.random.default_rng(12)
+    x = rng.normal(0, 0.02, (130 * R, 1)).astype(np.float32)
+    cue = cue_signal(R, AudioPolicy(), 0.1)
+    at = [10.0, 59.5, 63.0, 127.5]  # across and inside the chunk overlap; the last ends in the last 3 s
+    for s in at:
+        x[int(s * R):int(s * R) + cue.size, 0] += cue
+    d = detect_cue(x, R)
+    spans_close(d.spans, [(s, s + cue.size / R) for s in at])
+    assert [s.where for s in d.spans] == ["middle", "middle", "middle", "end"]
+
+
 def test_detect_middle_and_other_settings():
     rng = np.random.default_rng(4)
     pol = AudioPolicy(unit_s=0.09, frequency_hz=1500.0)

@@ -292,7 +292,7 @@ def _envelopes(pcm: np.ndarray, rate: int) -> tuple[np.ndarray, np.ndarray, floa
     band = (cs[:, centres + half + 1] - cs[:, centres - half]) / float(np.sum(w) ** 2)
     floor = max(float(band.max()) * 1e-9, 1e-14)
     db = 10.0 * np.log10(np.maximum(band, floor))  # (frames, all bands)
-    # Prominence: each band over the mean of its neighbours 3-5 bands (190-310 Hz) away on
+    # Prominence: each band over the mean of the bands 190-310 Hz away on
     # both sides. A sine stands out; speech and music loudness swings cancel.
     bstep = step * df
     offs = range(int(round(_REF_LO_HZ / bstep)), int(round(_REF_HI_HZ / bstep)) + 1)
