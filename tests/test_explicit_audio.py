@@ -37,8 +37,9 @@ def db(x: float) -> float:
 
 
 def decode(data: bytes, rate: int = R, ch: int = 2, pre: tuple[str, ...] = ()) -> np.ndarray:
-    out = subprocess.run(["ffmpeg", "-v", "error", *pre, "-i", "-", "-f", "f32le", "-ac", str(ch),
-                          "-ar", str(rate), "-"], input=data, capture_output=True, check=True).stdout
+    cmd = ["ffmpeg", "-v", "error", *pre, "-i", "-", "-f", "f32le", "-ac", str(ch),
+           "-ar", str(rate), "-"]
+    out = subprocess.run(cmd, input=data, capture_output=True, check=True).stdout
     return np.frombuffer(out, np.float32).reshape(-1, ch).copy()
 
 
@@ -70,7 +71,8 @@ def speech_en(tmp_path_factory) -> np.ndarray:
 def speech_zh(tmp_path_factory) -> np.ndarray:
     if not (HAVE_ESPEAK and HAVE_FFMPEG):
         pytest.skip("espeak-ng or ffmpeg missing")
-    return speak(tmp_path_factory, "cmn", "这是一段人工智能生成的语音，用于测试音频标识的检测器，不应该被误判。")
+    return speak(tmp_path_factory, "cmn",
+                 "这是一段人工智能生成的语音，用于测试音频标识的检测器，不应该被误判。")
 
 
 def chord_melody(seconds: float = 8.0, seed: int = 5) -> np.ndarray:
@@ -276,7 +278,7 @@ def test_detect_long_audio_chunks():
     rng = np.random.default_rng(12)
     x = rng.normal(0, 0.02, (130 * R, 1)).astype(np.float32)
     cue = cue_signal(R, AudioPolicy(), 0.1)
-    at = [10.0, 59.5, 63.0, 127.5]  # across and inside the chunk overlap; the last ends in the last 3 s
+    at = [10.0, 59.5, 63.0, 127.5]  # across and inside the chunk overlap; the last one: "end"
     for s in at:
         x[int(s * R):int(s * R) + cue.size, 0] += cue
     d = detect_cue(x, R)

@@ -33,10 +33,11 @@ reject near misses (``- ..``, ``.- -.``, ``.-..``); a letter gap before and afte
 is still the rhythm. Spans are refined to the half-level crossings of the first onset and the
 last offset (within ~10 ms on clean audio; encoders add their delay, e.g. MP3 ~25 ms). Nothing
 assumes the policy's unit or tone, so speed and tempo changes and re-encoding move the cue
-within the search. A 60 s 44.1 kHz stereo clip takes ~0.3 s. Measured (a subset is in the tests): every codec and
-signal attack of the brief passes; no detection on espeak-ng English and Chinese speech (69
-clips, 3 rates), synthetic chord melodies, noise, silence, 15 near-miss Morse codes and 248
-random Morse words; a cue mixed *under* speech at a quarter of its RMS is found at ~3 of 4
+within the search. A 60 s 44.1 kHz stereo clip takes ~0.3 s; long audio is searched in
+overlapping 60 s chunks. Measured (a subset is in the tests): every codec and signal attack of
+the brief passes; no detection on espeak-ng English and Chinese speech (69 clips, 3 rates),
+synthetic chord melodies, noise, silence, 15 near-miss Morse codes and 248 random Morse words;
+a cue mixed *under* speech at a quarter of its RMS is found at ~3 of 4
 positions (the misses are where a vowel's harmonic sits on the tone).
 """
 
@@ -144,7 +145,7 @@ def _as_2d(pcm: np.ndarray) -> np.ndarray:
 
 
 def content_level(pcm: np.ndarray, rate: int, policy: AudioPolicy, where: str = "start") -> float:
-    """The cue's linear RMS for this content (active RMS of the first/last window, offset, clamped)."""
+    """The cue's linear RMS: active RMS of the first/last window, plus offset, clamped."""
     if policy.level_dbfs is not None:
         return _lin(policy.level_dbfs)
     if where not in ("start", "end"):
