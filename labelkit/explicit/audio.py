@@ -470,7 +470,8 @@ def _detect_part(a: np.ndarray, rate: int) -> list[tuple[float, float, float, fl
     env, freqs, hop_s, best, best_u, best_b, best_c = _score_map(a, rate)
     nfr = env.shape[1]
     out: list[tuple[float, float, float, float, float]] = []
-    cand = np.flatnonzero(best >= DETECTION_THRESHOLD)
+    # the structure check (Python, per candidate) only where the map's contrast is near enough
+    cand = np.flatnonzero((best >= DETECTION_THRESHOLD) & (best_c >= MIN_CONTRAST_DB - 4.0))
     taken = np.zeros(nfr, dtype=bool)
     for i in cand[np.argsort(-best[cand], kind="stable")]:
         u = float(best_u[i])
