@@ -6,6 +6,7 @@ import json
 import shutil
 import subprocess
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -383,6 +384,28 @@ def test_no_detection_on_music_noise_silence():
     # a steady tone
     tone = (0.2 * np.sin(2 * np.pi * 800 * np.arange(4 * R) / R)).astype(np.float32)
     assert not detect_cue(tone, R).present
+
+
+MUSIC_FILES = ["/usr/share/games/frozen-bubble/snd/frozen-mainzik-1p.ogg",  # frozen-bubble-data
+               "/usr/share/games/frozen-bubble/snd/introzik.ogg"]
+SOUND_DIR = Path("/usr/share/sounds/freedesktop/stereo")  # sound-theme-freedesktop
+
+
+@needs_ffmpeg
+def test_no_detection_on_recorded_music_and_desktop_sounds():
+    music = [p for p in MUSIC_FILES if Path(p).exists()]
+    sounds = sorted(SOUND_DIR.glob("*.oga")) if SOUND_DIR.is_dir() else []
+    if not music and not sounds:
+        pytest.skip("no music or desktop sounds installed (frozen-bubble-data, "
+                    "sound-theme-freedesktop)")
+    for p in music:
+        x = decode(Path(p).read_bytes(), pre=("-t", "30"))
+        assert not detect_cue(x, R).present, p
+        out = apply_cue(x, R, AudioPolicy(placement="both"))
+        assert [s.where for s in detect_cue(out.pcm, R).spans] == ["start", "end"], p
+    for p in sounds:  # bells, alarms, phone rings
+        x = np.concatenate([decode(p.read_bytes()), np.zeros((R, 2), np.float32)])
+        assert not detect_cue(x, R).present, p
 
 
 @pytest.mark.parametrize("code", [
