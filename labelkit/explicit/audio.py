@@ -24,7 +24,7 @@ correlation (point-biserial) between the prominence and the on/off template of t
 with 2 units of "off" margin on each side (frames outside the audio are left out, the frames
 at each tone edge count in neither class; every tone must lie inside the audio). A start whose
 score reaches :data:`DETECTION_THRESHOLD` (0.60) is a detection only if, at that start (+-1
-frame), the structure check passes: the tones' mean prominence is at least 10 dB, the tones
+frame, one unit step, one band), the structure check passes: the tones' mean prominence is at least 10 dB, the tones
 stand at least :data:`MIN_CONTRAST_DB` (20 dB) above the gaps and margins, and at least
 :data:`MIN_STRUCTURE` (70%) of the frames of *each* of the 4 tones, 3 gaps and 4 margin units
 lie on the right side of the midpoint between tone and gap level. The margin units reject
@@ -95,6 +95,7 @@ _BAND_STEP_HZ = 31.25
 _BAND_HALF_HZ = 0.0
 _EDGE_S = 3.0  # "start" / "end" reach
 _CHUNK_S, _OVERLAP_S = 60.0, 5.0  # detection works on chunks of this length and overlap
+_MAX_CHECKS = 300  # structure checks per chunk at most
 
 
 def _db(x: float) -> float:
@@ -475,15 +476,24 @@ def _detect_part(a: np.ndarray, rate: int) -> list[tuple[float, float, float, fl
     # the structure check (Python, per candidate) only where the map's contrast is near enough
     cand = np.flatnonzero((best >= DETECTION_THRESHOLD) & (best_c >= MIN_CONTRAST_DB - 4.0))
     taken = np.zeros(nfr, dtype=bool)
-    for i in cand[np.argsort(-best[cand], kind="stable")]:
+    tried = np.zeros(best.size, dtype=bool)
+    # best first; a bounded number of checks per chunk keeps pathological audio fast
+    for i in cand[np.argsort(-best[cand], kind="stable")][:_MAX_CHECKS]:
         u = float(best_u[i])
         b = int(best_b[i])
         t0 = int(i) * _MAP_STRIDE
-        if taken[t0]:
+        if taken[t0] or tried[i]:
             continue
-        structure, contrast, t = max(
-            _structure(env[b], t, u / hop_s) + (t,)
-            for t in range(max(0, t0 - _MAP_STRIDE + 1), min(nfr, t0 + _MAP_STRIDE)))
+        tried[max(0, i - 1):i + 2] = True  # the check below covers the neighbouring frames
+        ts = range(max(0, t0 - _MAP_STRIDE + 1), min(nfr, t0 + _MAP_STRIDE))
+        structure, contrast, t, u, b = max(
+            _structure(env[b], t, u / hop_s) + (t, u, b) for t in ts)
+        if 0.4 <= structure < MIN_STRUCTURE:  # a near miss: try the neighbouring units and bands
+            structure, contrast, t, u, b = max(
+                _structure(env[bb], t, uu / hop_s) + (t, uu, bb)
+                for t in ts
+                for uu in (u / _UNIT_STEP, u, u * _UNIT_STEP)
+                for bb in range(max(0, b - 1), min(env.shape[0], b + 2)))
         if structure < MIN_STRUCTURE or contrast < MIN_CONTRAST_DB:
             continue
         length = int(round(PATTERN_UNITS * u / hop_s))
