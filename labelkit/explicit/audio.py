@@ -24,16 +24,17 @@ correlation (point-biserial) between the prominence and the on/off template of t
 with 2 units of "off" margin on each side (frames outside the audio are left out, the frames
 at each tone edge count in neither class; every tone must lie inside the audio). A start whose
 score reaches :data:`DETECTION_THRESHOLD` (0.60) is a detection only if, at that start (+-1
-frame, one unit step, one band), the structure check passes: the tones' mean prominence is at least 10 dB, the tones
-stand at least :data:`MIN_CONTRAST_DB` (20 dB) above the gaps and margins, and at least
-:data:`MIN_STRUCTURE` (70%) of the frames of *each* of the 4 tones, 3 gaps and 4 margin units
+frame; a near miss also tries one unit step and one band either side), the structure check
+passes: the tones' mean prominence is at least 10 dB, the tones stand at least
+:data:`MIN_CONTRAST_DB` (20 dB) above the gaps and margins, and at least :data:`MIN_STRUCTURE`
+(70%) of the frames of *each* of the 4 tones, 3 gaps and 4 margin units
 lie on the right side of the midpoint between tone and gap level. The margin units reject
 longer Morse letters that contain the rhythm (``..- ..``, ``.- ...``); the per-segment shares
 reject near misses (``- ..``, ``.- -.``, ``.-..``); a letter gap before and after (as in "RAIN")
 is still the rhythm. Spans are refined to the half-level crossings of the first onset and the
 last offset (within ~10 ms on clean audio; encoders add their delay, e.g. MP3 ~25 ms). Nothing
 assumes the policy's unit or tone, so speed and tempo changes and re-encoding move the cue
-within the search. A 60 s 44.1 kHz stereo clip takes ~0.3 s; long audio is searched in
+within the search. A 60 s 44.1 kHz stereo clip takes 0.3-0.45 s; long audio is searched in
 overlapping 60 s chunks. Measured (a subset is in the tests): every codec and signal attack of
 the brief passes; no detection on espeak-ng English and Chinese speech (69 clips, 3 rates),
 synthetic chord melodies, 700 s of game music (Debian frozen-bubble-data), the freedesktop
