@@ -1,0 +1,135 @@
+"""Audio format handlers (WAV, and more as they land): carriers, essence, readers, bad input.
+
+Fixtures are made at run time with the ffmpeg CLI (a 1 s sine; no media is committed)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from labelkit import formats
+from labelkit.errors import CorruptInput, LimitExceeded
+from labelkit.limits import Limits
+
+FFMPEG = shutil.which("ffmpeg")
+pytestmark = pytest.mark.skipif(FFMPEG is None, reason="ffmpeg CLI is not installed")
+
+LABEL = json.dumps({"Label": "1", "ContentProducer": "P1", "ProduceID": "id-1",
+                    "ReservedCode1": "", "ContentPropagator": "", "PropagateID": "",
+                    "ReservedCode2": ""}, separators=(",", ":"))
+
+# name -> ffmpeg output arguments (input: a 1 s sine at 44.1 kHz, tagged title/comment)
+RECIPES = {
+    "s16.wav": ["-c:a", "pcm_s16le"],
+    "s24.wav": ["-c:a", "pcm_s24le", "-ac", "2"],
+}
+
+
+@pytest.fixture(scope="module")
+def made(tmp_path_factory) -> dict[str, Path]:
+    """Build every sample file once per module."""
+    folder = tmp_path_factory.mktemp("audio")
+    out = {}
+    for name, args in RECIPES.items():
+        path = folder / name
+        subprocess.run([FFMPEG, "-v", "error", "-y", "-f", "lavfi", "-i", "sine=f=440:d=1",
+                        "-metadata", "title=Hello", "-metadata", "comment=Kept", *args,
+                        str(path)], check=True)
+        out[name] = path
+    return out
+
+
+def _label(path: Path, tmp: Path, text: str = LABEL) -> Path:
+    parsed = formats.parse(path.read_bytes(), str(path))
+    out = tmp / ("labeled" + path.suffix)
+    out.write_bytes(parsed.with_label(text))
+    return out
+
+
+def _decode(path: Path) -> bytes:
+    return subprocess.run([FFMPEG, "-v", "error", "-i", str(path), "-f", "s32le", "-"],
+                          check=True, capture_output=True).stdout
+
+
+@pytest.mark.parametrize("name", list(RECIPES))
+def test_label_roundtrip(made, tmp_path, name):
+    src = made[name]
+    original = formats.parse(src.read_bytes(), str(src))
+    assert formats.sniff(src.read_bytes()).MODALITY == "audio"
+    assert original.width == original.height == original.frames == 0
+    assert original.sample_rate == 44100 and original.channels in (1, 2)
+    out = _label(src, tmp_path)
+    labeled = formats.parse(out.read_bytes(), str(out))
+    assert [c.text for c in labeled.carriers] == [LABEL]
+    assert formats.essence_digest(labeled) == formats.essence_digest(original)
+    assert _decode(out) == _decode(src)
+    # relabeling keeps exactly one label
+    again = formats.parse(labeled.with_label(LABEL.replace("P1", "P2")), "again")
+    assert [c.text for c in again.carriers] == [LABEL.replace("P1", "P2")]
+
+
+@pytest.mark.parametrize("name", list(RECIPES))
+def test_one_audio_byte_changes_the_digest(made, name):
+    data = bytearray(made[name].read_bytes())
+    before = formats.essence_digest(formats.parse(bytes(data), name))
+    data[-10] ^= 1
+    assert formats.essence_digest(formats.parse(bytes(data), name)) != before
+
+
+@pytest.mark.parametrize("name", list(RECIPES))
+def test_truncated_and_corrupt(made, name):
+    data = made[name].read_bytes()
+    parsed = formats.parse(data, name)
+    cuts = sorted({8, 12, 16, 20, 40, 60, len(data) // 2, len(data) - 1,
+                   *getattr(parsed, "_boundaries", lambda: [])()})
+    handler = formats.sniff(data)
+    for cut in cuts:
+        try:
+            handler.parse(data[:cut], "cut.x", Limits())
+        except CorruptInput as exc:
+            assert "cut.x" in str(exc)
+    tight = Limits(max_chunks=1)
+    with pytest.raises(LimitExceeded):
+        formats.parse(data, "x", tight)
+
+
+def test_wav_readers(made, tmp_path):
+    out = _label(made["s16.wav"], tmp_path)
+    # ffprobe keeps the LIST/INFO tags and ignores the AIGC chunk
+    probe = subprocess.run(["ffprobe", "-v", "error", "-show_format", "-of", "json", str(out)],
+                           check=True, capture_output=True, text=True).stdout
+    tags = json.loads(probe)["format"]["tags"]
+    assert tags["title"] == "Hello"
+    if shutil.which("exiftool"):
+        # exiftool shows the chunk only as "Unknown_AIGC" binary data with -u
+        info = json.loads(subprocess.run(["exiftool", "-j", "-u", "-b", str(out)],
+                                         check=True, capture_output=True, text=True).stdout)[0]
+        assert info["Title"] == "Hello"
+        assert "Unknown_AIGC" in info
+    # mutagen.wave reads only an `id3 ` chunk: it cannot read the RIFF AIGC chunk.
+
+
+def test_wav_corrupt_sizes(made):
+    data = bytearray(made["s16.wav"].read_bytes())
+    bad = bytearray(data)
+    bad[16:20] = (0x7FFFFFF0).to_bytes(4, "little")  # fmt size past the end
+    with pytest.raises(CorruptInput, match="0xc"):
+        formats.parse(bytes(bad), "bad.wav")
+    with pytest.raises(CorruptInput, match="bad.wav"):
+        formats.parse(bytes(data[:40]), "bad.wav")
+    rf64 = b"RF64" + bytes(data[4:])
+    with pytest.raises(Exception, match="64-bit"):
+        formats.parse(rf64, "x.wav")
+
+
+def test_wav_metadata_from(made, tmp_path):
+    orig = formats.parse(made["s16.wav"].read_bytes(), "orig")
+    new = formats.parse(made["s24.wav"].read_bytes(), "new")
+    out = formats.parse(new.with_label(LABEL, metadata_from=orig), "out")
+    assert formats.essence_digest(out) == formats.essence_digest(new)
+    assert [c.text for c in out.carriers] == [LABEL]
+    assert [c.id for c in out._chunks if c.id == b"LIST"] == [b"LIST"]
