@@ -26,6 +26,8 @@ LABEL = json.dumps({"Label": "1", "ContentProducer": "P1", "ProduceID": "id-1",
 RECIPES = {
     "s16.wav": ["-c:a", "pcm_s16le"],
     "s24.wav": ["-c:a", "pcm_s24le", "-ac", "2"],
+    "pic.flac": ["PICTURE"],
+    "plain.flac": ["-ac", "2"],
 }
 
 
@@ -34,10 +36,16 @@ def made(tmp_path_factory) -> dict[str, Path]:
     """Build every sample file once per module."""
     folder = tmp_path_factory.mktemp("audio")
     out = {}
+    cover = folder / "cover.png"
+    subprocess.run([FFMPEG, "-v", "error", "-y", "-f", "lavfi", "-i", "color=red:s=16x16",
+                    "-frames:v", "1", str(cover)], check=True)
     for name, args in RECIPES.items():
         path = folder / name
+        if args == ["PICTURE"]:  # an embedded cover picture
+            args = ["-i", str(cover), "-map", "0", "-map", "1", "-c:v", "png",
+                    "-disposition:v", "attached_pic"]
         subprocess.run([FFMPEG, "-v", "error", "-y", "-f", "lavfi", "-i", "sine=f=440:d=1",
-                        "-metadata", "title=Hello", "-metadata", "comment=Kept", *args,
+                        *args, "-metadata", "title=Hello", "-metadata", "comment=Kept",
                         str(path)], check=True)
         out[name] = path
     return out
@@ -133,3 +141,67 @@ def test_wav_metadata_from(made, tmp_path):
     assert formats.essence_digest(out) == formats.essence_digest(new)
     assert [c.text for c in out.carriers] == [LABEL]
     assert [c.id for c in out._chunks if c.id == b"LIST"] == [b"LIST"]
+
+
+def _probe_tags(path: Path) -> dict[str, str]:
+    out = subprocess.run(["ffprobe", "-v", "error", "-show_format", "-show_streams", "-of",
+                          "json", str(path)], check=True, capture_output=True, text=True).stdout
+    info = json.loads(out)
+    tags = dict(info["format"].get("tags", {}))
+    for st in info["streams"]:
+        tags.update(st.get("tags", {}))
+    return tags
+
+
+def _exiftool(path: Path) -> dict:
+    return json.loads(subprocess.run(["exiftool", "-j", "-u", str(path)], check=True,
+                                     capture_output=True, text=True).stdout)[0]
+
+
+def test_flac_readers_and_tags(made, tmp_path):
+    import mutagen.flac
+
+    out = _label(made["pic.flac"], tmp_path)
+    tags = mutagen.flac.FLAC(str(out))
+    assert tags["AIGC"] == [LABEL] and tags["title"] == ["Hello"]
+    assert len(tags.pictures) == 1
+    assert _probe_tags(out)["AIGC"] == LABEL
+    if shutil.which("exiftool"):
+        assert _exiftool(out)["Aigc"] == LABEL
+    # an edit of another tag by mutagen keeps the essence digest
+    before = formats.essence_digest(formats.parse(out.read_bytes(), "a"))
+    tags["title"] = "Changed"
+    tags.save()
+    after = formats.parse(out.read_bytes(), "b")
+    assert formats.essence_digest(after) == before
+    assert [c.text for c in after.carriers] == [LABEL]
+
+
+def test_flac_duplicates_and_id3_prefix(made, tmp_path):
+    import mutagen.flac
+
+    path = tmp_path / "dup.flac"
+    path.write_bytes(made["plain.flac"].read_bytes())
+    tags = mutagen.flac.FLAC(str(path))
+    tags["AIGC"] = ["one", "two"]
+    tags.save()
+    parsed = formats.parse(path.read_bytes(), "dup")
+    assert [c.text for c in parsed.carriers] == ["one", "two"]
+    labeled = formats.parse(parsed.with_label(LABEL), "l")
+    assert [c.text for c in labeled.carriers] == [LABEL]
+    # no VORBIS_COMMENT at all: one is added after STREAMINFO
+    tags = mutagen.flac.FLAC(str(path))
+    tags.delete()
+    parsed = formats.parse(path.read_bytes(), "bare")
+    labeled = formats.parse(parsed.with_label(LABEL), "l")
+    assert [c.text for c in labeled.carriers] == [LABEL]
+    assert formats.essence_digest(labeled) == formats.essence_digest(parsed)
+
+
+def test_flac_metadata_from(made):
+    orig = formats.parse(made["pic.flac"].read_bytes(), "orig")
+    new = formats.parse(made["plain.flac"].read_bytes(), "new")
+    out = formats.parse(new.with_label(LABEL, metadata_from=orig), "out")
+    assert formats.essence_digest(out) == formats.essence_digest(new)
+    assert [c.text for c in out.carriers] == [LABEL]
+    assert 6 in [b.type for b in out._blocks]  # the original's PICTURE
