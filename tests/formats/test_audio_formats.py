@@ -28,6 +28,9 @@ RECIPES = {
     "s24.wav": ["-c:a", "pcm_s24le", "-ac", "2"],
     "pic.flac": ["PICTURE"],
     "plain.flac": ["-ac", "2"],
+    "v24.mp3": ["-id3v2_version", "4"],
+    "v23.mp3": ["-id3v2_version", "3", "-ac", "2"],
+    "bare.mp3": ["-id3v2_version", "0", "-write_xing", "0", "-map_metadata", "-1"],
 }
 
 
@@ -100,9 +103,9 @@ def test_truncated_and_corrupt(made, name):
             handler.parse(data[:cut], "cut.x", Limits())
         except CorruptInput as exc:
             assert "cut.x" in str(exc)
-    tight = Limits(max_chunks=1)
-    with pytest.raises(LimitExceeded):
-        formats.parse(data, "x", tight)
+    if not name.startswith("bare"):  # a bare MP3 has no chunks/frames/blocks to count
+        with pytest.raises(LimitExceeded):
+            formats.parse(data, "x", Limits(max_chunks=1))
 
 
 def test_wav_readers(made, tmp_path):
@@ -205,3 +208,74 @@ def test_flac_metadata_from(made):
     assert formats.essence_digest(out) == formats.essence_digest(new)
     assert [c.text for c in out.carriers] == [LABEL]
     assert 6 in [b.type for b in out._blocks]  # the original's PICTURE
+
+
+@pytest.mark.parametrize("name", ["v24.mp3", "v23.mp3", "bare.mp3"])
+def test_mp3_readers_and_tags(made, tmp_path, name):
+    import mutagen.id3
+
+    out = _label(made[name], tmp_path)
+    tags = mutagen.id3.ID3(str(out))
+    assert [f.text for f in tags.getall("TXXX:AIGC")] == [[LABEL]]
+    if name != "bare.mp3":
+        assert tags["TIT2"].text == ["Hello"]
+        assert tags.version[1] == int(name[2])  # the input's ID3 version is kept
+    assert _probe_tags(out)["AIGC"] == LABEL
+    if shutil.which("exiftool"):
+        # -j would merge the repeated UserDefinedText tags; one value a line keeps them all
+        texts = subprocess.run(["exiftool", "-a", "-s3", "-UserDefinedText", str(out)],
+                               check=True, capture_output=True, text=True).stdout.splitlines()
+        assert f"(AIGC) {LABEL}" in texts
+    before = formats.essence_digest(formats.parse(out.read_bytes(), "a"))
+    tags.add(mutagen.id3.TPE1(encoding=3, text=["Someone"]))
+    tags.save(str(out), v2_version=tags.version[1])
+    after = formats.parse(out.read_bytes(), "b")
+    assert formats.essence_digest(after) == before
+    assert [c.text for c in after.carriers] == [LABEL]
+
+
+def test_mp3_duplicates_trailers_and_refusals(made, tmp_path):
+    import mutagen.id3
+
+    path = tmp_path / "dup.mp3"
+    path.write_bytes(made["v23.mp3"].read_bytes())
+    tags = mutagen.id3.ID3(str(path))
+    tags.add(mutagen.id3.TXXX(encoding=0, desc="AIGC", text=["one"]))
+    tags.save(str(path), v2_version=3)
+    data = path.read_bytes()
+    raw = data + b"TAG" + b"\0" * 125  # an ID3v1 trailer stays out of the essence
+    first = formats.parse(data, "a")
+    # duplicates: a second frame with the same description, written by hand
+    payload = b"\0AIGC\0two"
+    frame = b"TXXX" + len(payload).to_bytes(4, "big") + b"\0\0" + payload
+    dup = formats.parse(raw, "b")
+    assert formats.essence_digest(dup) == formats.essence_digest(first)
+    assert [c.text for c in dup.carriers] == ["one"]
+    tag_end = dup._tags[0].end
+    body = data[10:tag_end]
+    head = data[:6] + bytes(((len(body) + len(frame)) >> 21 & 127, (len(body) + len(frame)) >> 14
+                             & 127, (len(body) + len(frame)) >> 7 & 127,
+                             (len(body) + len(frame)) & 127))
+    two = formats.parse(head + frame + body + data[tag_end:], "c")
+    assert [c.text for c in two.carriers] == ["two", "one"]
+    one = formats.parse(two.with_label(LABEL), "d")
+    assert [c.text for c in one.carriers] == [LABEL]
+    # unsynchronisation: read, but labeling refuses
+    unsync = data[:5] + bytes([data[5] | 0x80]) + data[6:]
+    parsed = formats.parse(unsync, "u")
+    with pytest.raises(Exception, match="unsynchronisation"):
+        parsed.with_label(LABEL)
+    # huge declared tag size
+    with pytest.raises(LimitExceeded):
+        formats.parse(data, "h", Limits(max_metadata_bytes=10))
+    # random bytes with a frame-sync-looking start are not an MP3
+    assert not formats.handlers()["mp3"].accept(b"\xff\xfb" + b"\x12" * 62)
+
+
+def test_mp3_metadata_from(made):
+    orig = formats.parse(made["v24.mp3"].read_bytes(), "orig")
+    new = formats.parse(made["bare.mp3"].read_bytes(), "new")
+    out = formats.parse(new.with_label(LABEL, metadata_from=orig), "out")
+    assert formats.essence_digest(out) == formats.essence_digest(new)
+    assert [c.text for c in out.carriers] == [LABEL]
+    assert len(out._tags) == 1 and len(out._tags[0].frames) == len(orig._tags[0].frames) + 1
