@@ -327,3 +327,27 @@ def test_ogg_metadata_from_and_refusals(made):
     bad[26] = 255  # a lacing table past the end of the page data
     with pytest.raises(CorruptInput, match="0x0"):
         formats.handlers()["ogg"].parse(bytes(bad), "bad.ogg", Limits())
+
+
+def test_m4a_metadata_label(tmp_path):
+    import mutagen.mp4
+
+    src = tmp_path / "t.m4a"
+    subprocess.run([FFMPEG, "-v", "error", "-y", "-f", "lavfi", "-i", "sine=f=440:d=1",
+                    "-c:a", "aac", "-metadata", "title=Hello", str(src)], check=True)
+    original = formats.parse(src.read_bytes(), str(src))
+    assert original.format == "mp4" and original.kind == "audio"
+    out = _label(src, tmp_path)
+    labeled = formats.parse(out.read_bytes(), "l")
+    assert [c.text for c in labeled.carriers] == [LABEL]
+    assert formats.essence_digest(labeled) == formats.essence_digest(original)
+    again = formats.parse(labeled.with_label(LABEL), "again")
+    assert len(again.carriers) == 1
+    assert _probe_tags(out)["AIGC"] == LABEL  # ffprobe reads the mdta key as a format tag
+    if shutil.which("exiftool"):
+        assert _exiftool(out)["AIGC"] == LABEL
+    # mutagen.mp4 reads only the iTunes ilst atoms, not mdta keys: the label is invisible to
+    # it, while the other tags stay readable.
+    tags = mutagen.mp4.MP4(str(out)).tags
+    assert tags["\xa9nam"] == ["Hello"] and "AIGC" not in tags
+    assert _decode(out) == _decode(src)
