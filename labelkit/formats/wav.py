@@ -36,8 +36,10 @@ _ENCODING = frozenset({b"fmt ", b"data", b"fact", b"cue ", b"smpl", b"plst", AIG
 
 
 def accept(prefix: bytes) -> bool:
-    """Whether the bytes start with a RIFF (or RF64/BW64) header of form WAVE."""
-    return prefix[:4] in (b"RIFF", b"RF64", b"BW64") and prefix[8:12] == b"WAVE"
+    """A RIFF (or RF64/BW64) header of form WAVE and a whole first chunk header after it."""
+    # Twelve bytes alone are not enough to call a file audio: a first chunk header must follow.
+    return (prefix[:4] in (b"RIFF", b"RF64", b"BW64") and prefix[8:12] == b"WAVE"
+            and len(prefix) >= 20 and all(0x20 <= b < 0x7F for b in prefix[12:16]))
 
 
 @dataclass(frozen=True)
@@ -116,7 +118,7 @@ def parse(data: bytes, source: str, limits: Limits) -> WavFile:
     """Parse a WAV file's chunks and AIGC carriers without decoding audio."""
     if not isinstance(data, bytes):
         data = bytes(data)
-    if len(data) < 12 or not accept(data[:12]):
+    if len(data) < 12 or data[:4] not in (b"RIFF", b"RF64", b"BW64") or data[8:12] != b"WAVE":
         raise CorruptInput("not a RIFF/WAVE header", source=source)
     if data[:4] != b"RIFF":
         raise UnsupportedFormat(f"{data[:4].decode()} (64-bit WAV) is not supported", source=source)

@@ -56,6 +56,18 @@ def made(tmp_path_factory) -> dict[str, Path]:
     return out
 
 
+def _boundaries(parsed) -> list[int]:
+    """Every structural boundary of a parsed file (chunk, block, tag, frame and page edges),
+    and one byte either side."""
+    edges = []
+    for c in (getattr(parsed, "_chunks", []) + getattr(parsed, "_blocks", [])
+              + getattr(parsed, "_pages", [])):
+        edges += [c.start, c.end]
+    for t in getattr(parsed, "_tags", []):
+        edges += [t.start, t.end, *(f[0] for f in t.frames), *(f[1] for f in t.frames)]
+    return sorted({e + d for e in edges for d in (-1, 0, 1) if 0 < e + d < len(parsed._data)})
+
+
 def _label(path: Path, tmp: Path, text: str = LABEL) -> Path:
     parsed = formats.parse(path.read_bytes(), str(path))
     out = tmp / ("labeled" + path.suffix)
@@ -97,8 +109,7 @@ def test_one_audio_byte_changes_the_digest(made, name):
 def test_truncated_and_corrupt(made, name):
     data = made[name].read_bytes()
     parsed = formats.parse(data, name)
-    cuts = sorted({8, 12, 16, 20, 40, 60, len(data) // 2, len(data) - 1,
-                   *getattr(parsed, "_boundaries", lambda: [])()})
+    cuts = sorted({8, 12, 16, 20, 40, 60, len(data) // 2, len(data) - 1, *_boundaries(parsed)})
     handler = formats.sniff(data)
     for cut in cuts:
         try:
@@ -351,3 +362,47 @@ def test_m4a_metadata_label(tmp_path):
     tags = mutagen.mp4.MP4(str(out)).tags
     assert tags["\xa9nam"] == ["Hello"] and "AIGC" not in tags
     assert _decode(out) == _decode(src)
+
+
+@pytest.mark.parametrize("name", list(RECIPES))
+def test_corrupt_bytes_raise_only_labelkit_errors(made, name):
+    from labelkit.errors import LabelkitError
+
+    data = made[name].read_bytes()
+    handler = formats.sniff(data)
+    for at in list(range(0, 160)) + _boundaries(handler.parse(data, name, Limits()))[:300]:
+        for value in (0x00, 0xFF, 0x7F):
+            bad = bytearray(data)
+            if at >= len(bad):
+                continue
+            bad[at] = value
+            try:
+                parsed = handler.parse(bytes(bad), "bad.x", Limits())
+                parsed.with_label(LABEL)
+            except LabelkitError as exc:
+                assert "bad.x" in str(exc)
+
+
+def test_flac_with_leading_id3(made, tmp_path):
+    id3 = b"ID3\x03\0\0\0\0\0\x0c" + b"TIT2\0\0\0\x02\0\0\0A"
+    data = id3 + made["plain.flac"].read_bytes()
+    parsed = formats.parse(data, "id3.flac")
+    assert parsed.format == "flac"
+    out = parsed.with_label(LABEL)
+    assert out.startswith(id3)
+    labeled = formats.parse(out, "l")
+    assert [c.text for c in labeled.carriers] == [LABEL]
+    assert formats.essence_digest(labeled) == formats.essence_digest(parsed)
+
+
+def test_huge_declared_sizes(made):
+    flac = bytearray(made["pic.flac"].read_bytes())
+    flac[4 + 38 + 1 : 4 + 38 + 4] = b"\xff\xff\xf0"  # the block after STREAMINFO: ~16 MB
+    with pytest.raises(LimitExceeded, match="0x2a"):
+        formats.parse(bytes(flac), "huge.flac")
+    with pytest.raises(CorruptInput, match="past the end"):
+        formats.parse(bytes(flac), "huge.flac", Limits(max_metadata_bytes=1 << 25))
+    wav = bytearray(made["s16.wav"].read_bytes())
+    wav[40:44] = (0x7FFFFFF0).to_bytes(4, "little")
+    with pytest.raises(CorruptInput, match="huge.wav"):
+        formats.parse(bytes(wav), "huge.wav")
