@@ -105,13 +105,20 @@ class WavFile(ParsedFile):
                     parts += metadata_from._metadata()
                 parts.append(label)
             parts.append(view[c.start : c.end])
+            if (c.end - c.start) & 1:
+                parts.append(b"\0")  # a last chunk written without its pad byte; it may move
         body = sum(len(p) for p in parts)
         return b"".join([b"RIFF", struct.pack("<I", body + 4), b"WAVE", *parts])
 
-    def _metadata(self) -> list[memoryview]:
+    def _metadata(self) -> list[bytes | memoryview]:
         """The chunks ``metadata_from`` carries to new audio."""
         view = memoryview(self._data)
-        return [view[c.start : c.end] for c in self._chunks if c.id not in _ENCODING]
+        out: list[bytes | memoryview] = []
+        for c in self._chunks:
+            if c.id not in _ENCODING:
+                out += [view[c.start : c.end], b"\0"] if (c.end - c.start) & 1 else [
+                    view[c.start : c.end]]
+        return out
 
 
 def parse(data: bytes, source: str, limits: Limits) -> WavFile:

@@ -406,3 +406,14 @@ def test_huge_declared_sizes(made):
     wav[40:44] = (0x7FFFFFF0).to_bytes(4, "little")
     with pytest.raises(CorruptInput, match="huge.wav"):
         formats.parse(bytes(wav), "huge.wav")
+
+
+def test_wav_unpadded_last_chunk_moves_safely(made):
+    data = made["s16.wav"].read_bytes()
+    odd = data + b"junk" + (3).to_bytes(4, "little") + b"abc"  # no pad byte at the very end
+    odd = odd[:4] + (len(odd) - 8).to_bytes(4, "little") + odd[8:]
+    parsed = formats.parse(odd, "odd.wav")
+    other = formats.parse(made["s24.wav"].read_bytes(), "new")
+    out = formats.parse(other.with_label(LABEL, metadata_from=parsed), "out")
+    assert [c.id for c in out._chunks][-1] == b"data"
+    assert formats.essence_digest(out) == formats.essence_digest(other)
