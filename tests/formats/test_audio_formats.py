@@ -417,3 +417,19 @@ def test_wav_unpadded_last_chunk_moves_safely(made):
     out = formats.parse(other.with_label(LABEL, metadata_from=parsed), "out")
     assert [c.id for c in out._chunks][-1] == b"data"
     assert formats.essence_digest(out) == formats.essence_digest(other)
+
+
+def test_wav_tag_edit_by_mutagen_keeps_digest_and_label(made, tmp_path):
+    import mutagen.id3
+    import mutagen.wave
+
+    out = _label(made["s16.wav"], tmp_path)
+    before = formats.essence_digest(formats.parse(out.read_bytes(), "a"))
+    wave = mutagen.wave.WAVE(str(out))  # mutagen.wave reads/writes only an `id3 ` chunk
+    wave.add_tags()
+    wave.tags.add(mutagen.id3.TIT2(encoding=3, text=["Edited"]))
+    wave.save()
+    after = formats.parse(out.read_bytes(), "b")
+    assert b"id3 " in [c.id for c in after._chunks]
+    assert formats.essence_digest(after) == before
+    assert [c.text for c in after.carriers] == [LABEL]
