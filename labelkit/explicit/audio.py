@@ -446,6 +446,15 @@ def detect_cue(pcm: np.ndarray, rate: int, policy: AudioPolicy | None = None) ->
     if rate <= 0:
         raise PolicyError(f"sample rate {rate} must be positive")
     total_s = a.shape[0] / rate
+    # Digital silence around the cue (a clip with no content, a padded stream) has no floor to
+    # measure prominence against: a fixed -120 dBFS noise gives it one (deterministic).
+    # Half a second of it is put before and after the audio, so that a cue at the very start
+    # or end has its silent margins to be measured against.
+    pad = int(0.5 * rate)
+    a = np.concatenate([np.zeros((pad, a.shape[1]), np.float32), np.asarray(a, np.float32),
+                        np.zeros((pad, a.shape[1]), np.float32)])
+    floor = np.random.default_rng(0).standard_normal(a.shape[0]).astype(np.float32) * 1e-6
+    a = a + floor[:, None]
     # Long audio goes in overlapping chunks (bounded memory); the overlap holds a whole rhythm.
     chunk, overlap = int(_CHUNK_S * rate), int(_OVERLAP_S * rate)
     found: list[tuple[float, float, float, float, float]] = []
@@ -465,6 +474,9 @@ def detect_cue(pcm: np.ndarray, rate: int, policy: AudioPolicy | None = None) ->
         if pos + overlap >= a.shape[0]:
             break
     found.sort()
+    shift = pad / rate
+    found = [(max(0.0, s - shift), min(total_s, e - shift), score, u, f)
+             for s, e, score, u, f in found]
     spans = tuple(CueSpan(s, e, _where(s, e, total_s), score, u, f) for s, e, score, u, f in found)
     return CueDetection(bool(spans), spans)
 
