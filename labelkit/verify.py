@@ -179,10 +179,7 @@ def _verify(data: bytes, path: str, trust: TrustStore, policy: Policy, limits: L
         try:
             pixels = imaging.decode_first_frame(data, container.format, report.path, limits)
         except LabelkitError as exc:
-            for what, wanted in (("explicit", detect_visible), ("watermark", watermark_key)):
-                if wanted:
-                    setattr(report, what, {"status": "error", "message": exc.reason})
-                    report.add(what, "error", f"could not decode the pixels: {exc.reason}")
+            _undecodable(report, exc, "pixels", detect_visible, watermark_key)
     if pixels is not None and detect_visible:
         _check_visible(report, pixels, policy, require_visible)
     if pixels is not None and watermark_key is not None:
@@ -452,10 +449,7 @@ def _check_video(report: Report, data, path: str, limits: Limits, policy: Policy
         seen = inspect_video(data, path, limits, policy, detect_visible=detect_visible,
                              watermark_key=watermark_key)
     except LabelkitError as exc:
-        for what, wanted in (("explicit", detect_visible), ("watermark", watermark_key)):
-            if wanted:
-                setattr(report, what, {"status": "error", "message": exc.reason})
-                report.add(what, "error", f"could not decode the video: {exc.reason}")
+        _undecodable(report, exc, "video", detect_visible, watermark_key)
         return
     found = seen.visible
     if detect_visible and found is not None and found.present:
@@ -502,10 +496,7 @@ def _check_audio(report: Report, data, path: str, limits: Limits, policy: Policy
     try:
         pcm, info = decode_audio(data, path, limits)
     except LabelkitError as exc:
-        for what, wanted in (("explicit", detect_visible), ("watermark", watermark_key)):
-            if wanted:
-                setattr(report, what, {"status": "error", "message": exc.reason})
-                report.add(what, "error", f"could not decode the audio: {exc.reason}")
+        _undecodable(report, exc, "audio", detect_visible, watermark_key)
         return
     rate = info.sample_rate
     if detect_visible:
@@ -526,6 +517,15 @@ def _check_audio(report: Report, data, path: str, limits: Limits, policy: Policy
     if watermark_key is not None:
         found = detect_audio(pcm, rate, watermark_key)
         _report_watermark(report, found, watermark_key, record, False, "clips")
+
+
+def _undecodable(report: Report, exc: LabelkitError, what: str, detect_visible: bool,
+                 watermark_key: WatermarkKey | None) -> None:
+    """Mark the content checks that needed the decoded ``what`` as errors (never "absent")."""
+    for layer, wanted in (("explicit", detect_visible), ("watermark", watermark_key)):
+        if wanted:
+            setattr(report, layer, {"status": "error", "message": exc.reason})
+            report.add(layer, "error", f"could not decode the {what}: {exc.reason}")
 
 
 def _verdict(report: Report) -> str:
