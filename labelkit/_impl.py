@@ -31,6 +31,12 @@ KERNELS: dict[str, str] = {
     "lattice_scores": "watermark",
     "viterbi_decode": "watermark",
     "tile_energies": "audio",
+    "mix_down": "audio",
+    "halfband_decimate": "audio",
+    "halfband_interpolate": "audio",
+    "frame_window": "audio",
+    "overlap_add": "audio",
+    "add_clipped": "audio",
 }
 
 NATIVE_ERRORS: dict[str, str] = {}

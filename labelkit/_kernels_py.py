@@ -17,6 +17,12 @@ __all__: list[str] = [
     "lattice_scores",
     "viterbi_decode",
     "tile_energies",
+    "mix_down",
+    "halfband_decimate",
+    "halfband_interpolate",
+    "frame_window",
+    "overlap_add",
+    "add_clipped",
 ]
 
 
@@ -359,3 +365,114 @@ def tile_energies(power: np.ndarray, rows: np.ndarray, cols: np.ndarray, out: np
     prefix = np.concatenate([np.zeros((1, band.shape[1])), np.cumsum(band, axis=0)])
     at = _fractional(prefix, band, rows)
     out[...] = at[1:] - at[:-1]
+
+
+# The embedder's signal path: float32 throughout, in the native kernels' order of operations.
+
+
+def mix_down(x: np.ndarray, out: np.ndarray) -> None:
+    """out[i] = the mean of row i of the (n, channels) ``x``: channels summed in order."""
+    _require_f32(x, "x", 2)
+    _require_f32(out, "out", 1)
+    n, ch = x.shape
+    if out.shape[0] != n or ch < 1:
+        raise ValueError("out must have one sample per row of x, and x a channel at least")
+    acc = x[:, 0].copy()
+    for c in range(1, ch):
+        acc += x[:, c]
+    if ch > 1:
+        acc *= np.float32(1.0 / ch)
+    out[...] = acc
+
+
+def halfband_decimate(x: np.ndarray, taps: np.ndarray, out: np.ndarray) -> None:
+    """Half-band low-pass and keep every other sample.
+
+    With taps = (c, a_0, ..., a_{P-1}) and the centre of output k at x[2k + 2P - 1]:
+    out[k] = c * centre + sum_i a_i * (x[2k + 2P - 2 - 2i] + x[2k + 2P + 2i])."""
+    for a, name in ((x, "x"), (taps, "taps"), (out, "out")):
+        _require_f32(a, name, 1)
+    p, count = taps.size - 1, out.size
+    if p < 1 or (count and x.size < 2 * (count - 1) + 4 * p - 1):
+        raise ValueError("x is too short for out, or no taps")
+    if not count:
+        return
+
+    def at(start: int) -> np.ndarray:
+        return x[start : start + 2 * count - 1 : 2]
+
+    m = 2 * p - 1
+    acc = taps[0] * at(m)
+    for i in range(p):
+        acc += taps[i + 1] * (at(m - 1 - 2 * i) + at(m + 1 + 2 * i))
+    out[...] = acc
+
+
+def halfband_interpolate(y: np.ndarray, taps: np.ndarray, out: np.ndarray) -> None:
+    """Double the rate through a half-band filter, two outputs per centre y[k + P - 1].
+
+    With taps = (c, b_0, ..., b_{P-1}): out[2k] = c * y[k + P - 1] and
+    out[2k + 1] = sum_i b_i * (y[k + P - 1 - i] + y[k + P + i])."""
+    for a, name in ((y, "y"), (taps, "taps"), (out, "out")):
+        _require_f32(a, name, 1)
+    p, count = taps.size - 1, out.size // 2
+    if p < 1 or out.size % 2 or (count and y.size < count + 2 * p - 1):
+        raise ValueError("y is too short for out, out is odd, or no taps")
+    if not count:
+        return
+    m = p - 1
+
+    def at(start: int) -> np.ndarray:
+        return y[start : start + count]
+
+    out[0::2] = taps[0] * at(m)
+    acc = taps[1] * (at(m) + at(m + 1))
+    for i in range(1, p):
+        acc += taps[i + 1] * (at(m - i) + at(m + 1 + i))
+    out[1::2] = acc
+
+
+def frame_window(x: np.ndarray, hop: int, window: np.ndarray, out: np.ndarray) -> None:
+    """out[k, i] = x[k * hop + i] * window[i]: windowed frames, ``hop`` apart."""
+    _require_f32(x, "x", 1)
+    _require_f32(window, "window", 1)
+    _require_f32(out, "out", 2)
+    count, n = out.shape
+    if window.size != n or hop < 1 or (count and x.size < (count - 1) * hop + n):
+        raise ValueError("window must match the frames, hop be positive and x long enough")
+    if count:
+        frames = np.lib.stride_tricks.sliding_window_view(x, n)[:: int(hop)][:count]
+        np.multiply(frames, window, out=out)
+
+
+def overlap_add(frames: np.ndarray, window: np.ndarray, acc: np.ndarray, out: np.ndarray) -> None:
+    """Window the frames and add them at half-frame hops.
+
+    Segment k of ``out`` (hop = n / 2 samples) is head(frame k) + tail(frame k - 1), the tail
+    before frame 0 being ``acc``, which then holds the last frame's tail."""
+    _require_f32(frames, "frames", 2)
+    for a, name in ((window, "window"), (acc, "acc"), (out, "out")):
+        _require_f32(a, name, 1)
+    count, n = frames.shape
+    hop = n // 2
+    if n % 2 or window.size != n or acc.size != hop or out.size != count * hop:
+        raise ValueError("frames must be (count, 2 * hop), window n, acc hop, out count * hop")
+    if not count:
+        return
+    seg = out.reshape(count, hop)
+    np.multiply(frames[:, :hop], window[:hop], out=seg)
+    tails = frames[:, hop:] * window[hop:]
+    seg[0] += acc
+    seg[1:] += tails[:-1]
+    acc[...] = tails[-1]
+
+
+def add_clipped(x: np.ndarray, mark: np.ndarray, out: np.ndarray) -> None:
+    """out[i, c] = x[i, c] + mark[i], clipped to [-1, 1]."""
+    _require_f32(x, "x", 2)
+    _require_f32(mark, "mark", 1)
+    _require_f32(out, "out", 2)
+    if mark.shape[0] != x.shape[0] or out.shape != x.shape:
+        raise ValueError("x, mark and out must have the same number of samples")
+    np.add(x, mark[:, None], out=out)
+    np.clip(out, -1.0, 1.0, out=out)

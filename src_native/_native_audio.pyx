@@ -56,3 +56,103 @@ def tile_energies(const float[:, ::1] power, rows, cols, double[:, ::1] out):
                         out[j, b] += w * s
     finally:
         free(band)
+
+
+# -- the embedder's signal path: every operation in float32, in the order of the numpy twins,
+# so that both give the same bits (x86-64 SSE arithmetic, no fused multiply-add).
+
+
+def mix_down(const float[:, ::1] x, float[::1] out):
+    """out[i] = the mean of row i of the (n, channels) ``x``: channels summed in order."""
+    cdef Py_ssize_t n = x.shape[0], ch = x.shape[1], i, c
+    if out.shape[0] != n or ch < 1:
+        raise ValueError("out must have one sample per row of x, and x a channel at least")
+    cdef float scale = <float> (1.0 / ch), acc
+    with nogil:
+        for i in range(n):
+            acc = x[i, 0]
+            for c in range(1, ch):
+                acc = acc + x[i, c]
+            out[i] = acc * scale if ch > 1 else acc
+
+
+def halfband_decimate(const float[::1] x, const float[::1] taps, float[::1] out):
+    """Half-band low-pass and keep every other sample.
+
+    With taps = (c, a_0, ..., a_{P-1}) and the centre of output k at x[2k + 2P - 1]:
+    out[k] = c * centre + sum_i a_i * (x[2k + 2P - 2 - 2i] + x[2k + 2P + 2i])."""
+    cdef Py_ssize_t p = taps.shape[0] - 1, count = out.shape[0], k, i, m
+    if p < 1 or (count and x.shape[0] < 2 * (count - 1) + 4 * p - 1):
+        raise ValueError("x is too short for out, or no taps")
+    cdef float acc
+    with nogil:
+        for k in range(count):
+            m = 2 * k + 2 * p - 1
+            acc = taps[0] * x[m]
+            for i in range(p):
+                acc = acc + taps[i + 1] * (x[m - 1 - 2 * i] + x[m + 1 + 2 * i])
+            out[k] = acc
+
+
+def halfband_interpolate(const float[::1] y, const float[::1] taps, float[::1] out):
+    """Double the rate through a half-band filter, two outputs per centre y[k + P - 1].
+
+    With taps = (c, b_0, ..., b_{P-1}): out[2k] = c * y[k + P - 1] and
+    out[2k + 1] = sum_i b_i * (y[k + P - 1 - i] + y[k + P + i])."""
+    cdef Py_ssize_t p = taps.shape[0] - 1, count = out.shape[0] // 2, k, i, m
+    if p < 1 or out.shape[0] % 2 or (count and y.shape[0] < count + 2 * p - 1):
+        raise ValueError("y is too short for out, out is odd, or no taps")
+    cdef float acc
+    with nogil:
+        for k in range(count):
+            m = k + p - 1
+            out[2 * k] = taps[0] * y[m]
+            acc = taps[1] * (y[m] + y[m + 1])
+            for i in range(1, p):
+                acc = acc + taps[i + 1] * (y[m - i] + y[m + 1 + i])
+            out[2 * k + 1] = acc
+
+
+def frame_window(const float[::1] x, Py_ssize_t hop, const float[::1] window, float[:, ::1] out):
+    """out[k, i] = x[k * hop + i] * window[i]: windowed frames, ``hop`` apart."""
+    cdef Py_ssize_t count = out.shape[0], n = out.shape[1], k, i
+    if window.shape[0] != n or hop < 1 or (count and x.shape[0] < (count - 1) * hop + n):
+        raise ValueError("window must match the frames, hop be positive and x long enough")
+    with nogil:
+        for k in range(count):
+            for i in range(n):
+                out[k, i] = x[k * hop + i] * window[i]
+
+
+def overlap_add(const float[:, ::1] frames, const float[::1] window, float[::1] acc, float[::1] out):
+    """Window the frames and add them at half-frame hops.
+
+    Segment k of ``out`` (hop = n / 2 samples) is head(frame k) + tail(frame k - 1), the tail
+    before frame 0 being ``acc``, which then holds the last frame's tail."""
+    cdef Py_ssize_t count = frames.shape[0], n = frames.shape[1], hop = n // 2, k, i
+    if n % 2 or window.shape[0] != n or acc.shape[0] != hop or out.shape[0] != count * hop:
+        raise ValueError("frames must be (count, 2 * hop), window n, acc hop, out count * hop")
+    with nogil:
+        for k in range(count):
+            for i in range(hop):
+                if k == 0:
+                    out[i] = frames[0, i] * window[i] + acc[i]
+                else:
+                    out[k * hop + i] = (frames[k, i] * window[i]
+                                        + frames[k - 1, hop + i] * window[hop + i])
+        if count:
+            for i in range(hop):
+                acc[i] = frames[count - 1, hop + i] * window[hop + i]
+
+
+def add_clipped(const float[:, ::1] x, const float[::1] mark, float[:, ::1] out):
+    """out[i, c] = x[i, c] + mark[i], clipped to [-1, 1]."""
+    cdef Py_ssize_t n = x.shape[0], ch = x.shape[1], i, c
+    if mark.shape[0] != n or out.shape[0] != n or out.shape[1] != ch:
+        raise ValueError("x, mark and out must have the same number of samples")
+    cdef float v
+    with nogil:
+        for i in range(n):
+            for c in range(ch):
+                v = x[i, c] + mark[i]
+                out[i, c] = 1.0 if v > 1.0 else (-1.0 if v < -1.0 else v)

@@ -72,7 +72,8 @@ def test_streaming_equals_whole_clip():
 def test_latency_is_one_frame():
     e = AudioEmbedder(KEY, PAYLOAD, RATE, 1)
     out = e.process(np.zeros((RATE, 1), np.float32) + 0.1)
-    assert RATE - out.shape[0] <= e.n  # everything but the last frame's worth is returned
+    assert e.latency <= 0.05 * RATE  # one 46 ms frame and the half-band filters
+    assert RATE - out.shape[0] <= e.latency  # everything else is returned
 
 
 def test_snr_at_least_30_db(speech):

@@ -12,7 +12,7 @@ returns labeled PCM as soon as it is final; its output equals ``label_pcm`` of t
 Latency: the cue needs the content's loudness, so with placement "start" or "both" nothing
 leaves before ``AudioPolicy.level_window_s`` of content has arrived (1 s by default; a fixed
 ``level_dbfs`` removes this wait), then the cue, the gap and the content follow with the
-watermark's latency of one STFT frame (46 ms at 44.1 kHz).
+watermark's latency of one STFT frame and its resampling filters (47 ms at 44.1 kHz).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Audio watermark: keyed band-energy modulation on a time-frequency grid, folded detection.
 
 Embedding. The content's mid signal (the mean of its channels) is analysed with a sqrt-Hann
-STFT (about 46 ms frames, 50% overlap, at the file's own rate). Time is cut into slots of
+STFT (about 46 ms frames, 50% overlap). Time is cut into slots of
 SLOT_S seconds and 300-7200 Hz into N_BANDS bands of 100 Hz, both in physical units so that the
 grid means the same at every sample rate; a block is BLOCK_SLOTS slots (4.5 s) by N_BANDS
 bands. Each tile of the block carries a chip c = +-1: a quarter of the tiles are a keyed pilot,
@@ -9,9 +9,12 @@ the rest carry the coded payload (ecc: 64 bits + CRC-16, rate 1/3, about 19 tile
 bit, keyed scramble). Every STFT coefficient of a tile is scaled by exp(delta * c), so the mark
 is the content itself, reshaped by +-delta: its spectrum follows the host's at 20*log10(1/delta)
 dB below it in the band (30 dB at the default delta) and it is silent where the content is. The
-same mark is added to every channel (it survives a mono downmix). Output sample n depends on
-input samples up to one frame ahead, so a stream is marked with a latency of one frame and its
-output equals marking the whole clip at once (``AudioEmbedder``).
+same mark is added to every channel (it survives a mono downmix). The mark is computed at a
+working rate: the mid signal is halved in rate while 7.2 kHz stays clear of aliasing (44.1 kHz
+is marked at 22.05 kHz, 96 kHz at 24 kHz; ``halfband``), which halves the FFT work, and the mark
+is brought back up through the same half-band filter. Output sample n depends on input samples
+up to one frame ahead, so a stream is marked with a latency of one frame (plus the filters'
+0.4 ms) and its output equals marking the whole clip at once (``AudioEmbedder``).
 
 Detection needs no original. The power spectrogram (Hann, quarter-frame hop) is summed into
 tiles for a hypothesis (sub-slot phase, time scale, frequency scale); the log tile energies
@@ -43,9 +46,12 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
+import scipy.fft
 
 from .._impl import kernel
 from . import ecc
+from .halfband import P as HALFBAND_P
+from .halfband import Decimator, Interpolator, halvings
 from .detection import P_THRESHOLD, Detection, union_p_value
 from .keys import WatermarkKey, keyed_permutation, keyed_uniform
 
@@ -114,11 +120,70 @@ def _band_of_bins(rate: int, n: int) -> np.ndarray:
     return band
 
 
+class _Shaper:
+    """The mark of a mono signal at the working rate: its STFT, tiles scaled by the chips.
+
+    Frame k covers samples [(k-1)*hop, (k+1)*hop); segment j (samples j*hop ...) is finished
+    once frames j and j+1 are added. Every operation is per frame or per sample, so the output
+    is the same for any chunking."""
+
+    def __init__(self, chips: np.ndarray, rate: float, delta: float) -> None:
+        self.rate = rate
+        self.n = frame_size(rate)
+        self.hop = self.n // 2
+        band = _band_of_bins(rate, self.n)
+        bins = np.flatnonzero(band >= 0)
+        self._lo, self._hi = int(bins[0]), int(bins[-1]) + 1  # the band's bins are contiguous
+        # exp(delta * chip) - 1 for every (slot, bin of the band)
+        self._gain = np.expm1(delta * chips[:, band[bins]]).astype(np.float32)
+        self._window = np.sqrt(0.5 - 0.5 * np.cos(2 * np.pi * np.arange(self.n) / self.n)
+                               ).astype(np.float32)
+        self._buf = np.zeros(self.hop, np.float32)  # frame 0 starts a hop before the content
+        self._acc = np.zeros(self.hop, np.float32)  # the open segment's sum so far
+        self._next_frame = 0
+        self._received = 0
+
+    def push(self, x: np.ndarray, final: bool = False) -> np.ndarray:
+        """Add float32 samples; return the mark of every finished segment."""
+        self._received += x.size
+        buf, hop = np.concatenate([self._buf, x]), self.hop
+        if final:
+            # Zero-pad until the frames cover every received sample twice.
+            end = (-(-self._received // hop) + 1) * hop
+            need = end - (self._next_frame - 1) * hop - buf.size
+            if need > 0:
+                buf = np.concatenate([buf, np.zeros(need, np.float32)])
+        count = (buf.size - self.n) // hop + 1 if buf.size >= self.n else 0
+        if not count:
+            self._buf = buf
+            return np.zeros(0, np.float32)
+        frames = np.empty((count, self.n), np.float32)
+        kernel("frame_window")(buf, hop, self._window, frames)
+        spectra = scipy.fft.rfft(frames, axis=1, overwrite_x=True)
+        centre = ((self._next_frame + np.arange(count) - 1) * hop + self.n / 2) / self.rate
+        slot = np.floor(centre / SLOT_S).astype(np.int64) % BLOCK_SLOTS
+        spectra[:, : self._lo] = 0
+        spectra[:, self._hi :] = 0
+        spectra[:, self._lo : self._hi] *= self._gain[slot]
+        shaped = scipy.fft.irfft(spectra, n=self.n, axis=1, overwrite_x=True)
+        mark = np.empty(count * hop, np.float32)
+        kernel("overlap_add")(np.ascontiguousarray(shaped, np.float32), self._window, self._acc,
+                              mark)
+        if self._next_frame == 0:
+            mark = mark[hop:]  # segment -1: before t = 0
+        self._next_frame += count
+        self._buf = buf[count * hop :]
+        return mark
+
+
 class AudioEmbedder:
     """Marks audio as it arrives: ``process(chunk)`` returns finished samples, ``flush()`` the rest.
 
-    The output equals ``embed_audio`` of the whole clip, whatever the chunk sizes; a sample is
-    returned once the frames covering it are done (latency: one frame, ``frame_size(rate)``)."""
+    The output equals ``embed_audio`` of the whole clip, whatever the chunk sizes. The mark is
+    computed from the channels' mean, halved in rate while the band allows (44.1 and 48 kHz are
+    marked at 22.05 and 24 kHz: half the FFT work), and brought back up; a sample is returned
+    once the frames covering it are done (``latency`` samples: one 46 ms frame and the
+    half-band filters' 0.4 ms)."""
 
     def __init__(self, key: WatermarkKey, payload: int, rate: int, channels: int,
                  strength: float = 1.0) -> None:
@@ -127,84 +192,56 @@ class AudioEmbedder:
         if channels < 1:
             raise ValueError("at least one channel")
         self.rate, self.channels = int(rate), int(channels)
-        self.n = frame_size(self.rate)
-        self.hop = self.n // 2
-        self.delta = DELTA * float(strength)
-        self._chips = _chips(key, payload)
-        band = _band_of_bins(self.rate, self.n)
-        self._bins = np.flatnonzero(band >= 0)
-        self._bands = band[self._bins]
-        self._top = int(self._bins[-1])
-        self._window = np.sqrt(0.5 - 0.5 * np.cos(2 * np.pi * np.arange(self.n) / self.n))
-        self._window32 = self._window.astype(np.float32)
-        # Frame k covers samples [(k-1)*hop, (k+1)*hop): segment j (samples j*hop ..) is
-        # finished once frames j and j+1 are added. _mid starts where the next frame starts.
-        self._mid = np.zeros(self.hop, np.float64)  # frame 0 starts a hop before the content
-        self._acc = np.zeros(self.hop, np.float32)  # the open segment's sum so far
+        h = halvings(self.rate)
+        self._down = [Decimator() for _ in range(h)]
+        self._up = [Interpolator() for _ in range(h)]
+        self._shaper = _Shaper(_chips(key, payload), self.rate / 2 ** h, DELTA * float(strength))
+        self.latency = self._shaper.n * 2 ** h + sum(
+            (4 * HALFBAND_P) * 2 ** i for i in range(h))  # full-rate samples, an upper bound
         self._pending = np.zeros((0, self.channels), np.float32)  # input not yet returned
-        self._next_frame = 0
+        self._mark = np.zeros(0, np.float32)  # mark not yet added
         self._received = 0
 
-    def _gains(self, frames: np.ndarray) -> np.ndarray:
-        """exp(delta * chip) - 1 for every (frame, marked bin)."""
-        centre = ((frames - 1) * self.hop + self.n / 2) / self.rate
-        slot = np.floor(centre / SLOT_S).astype(np.int64) % BLOCK_SLOTS
-        return np.expm1(self.delta * self._chips[slot[:, None], self._bands[None, :]])
-
-    def _run(self, final: bool) -> np.ndarray:
-        """Compute every frame the buffered input allows; return the finished output samples."""
-        mid, hop = self._mid, self.hop
-        if final:
-            # Zero-pad until the frames cover every received sample twice.
-            end = (-(-self._received // hop) + 1) * hop
-            need = end - (self._next_frame - 1) * hop - mid.size
-            if need > 0:
-                mid = np.concatenate([mid, np.zeros(need)])
-        count = (mid.size - self.n) // hop + 1 if mid.size >= self.n else 0
-        segments = []
-        if count:
-            framed = np.lib.stride_tricks.sliding_window_view(mid, self.n)[::hop][:count]
-            # Single precision halves the FFTs' cost; the mark is 30 dB under the host anyway.
-            spectra = np.fft.rfft((framed * self._window).astype(np.float32), axis=1)[:, self._bins]
-            shaped = np.zeros((count, self._top + 1), np.complex64)
-            shaped[:, self._bins] = spectra * self._gains(self._next_frame + np.arange(count)
-                                                          ).astype(np.float32)
-            frames = np.fft.irfft(shaped, n=self.n, axis=1)
-            frames = frames * self._window32
-            # Overlap-add: segment i = the tail of frame i-1 + the head of frame i (the same
-            # additions for any chunking, so a stream equals the whole clip).
-            seg = frames[:, :hop].copy()
-            seg[1:] += frames[:-1, hop:]
-            seg[0] += self._acc
-            self._acc = frames[-1, hop:].copy()
-            segments = [seg[1:] if self._next_frame == 0 else seg]  # segment -1: before t = 0
-            self._next_frame += count
-            self._mid = mid[count * hop:]
-        mark = segments[0].reshape(-1) if segments else np.zeros(0)
-        done = min(mark.size, self._pending.shape[0])
+    def _emit(self, mark: np.ndarray, final: bool) -> np.ndarray:
+        self._mark = np.concatenate([self._mark, mark]) if self._mark.size else mark
+        if final and self._mark.size < self._pending.shape[0]:  # not expected: nothing is lost
+            self._mark = np.concatenate(
+                [self._mark, np.zeros(self._pending.shape[0] - self._mark.size, np.float32)])
+        done = min(self._mark.size, self._pending.shape[0])
         x, self._pending = self._pending[:done], self._pending[done:]
-        return np.clip(x + mark[:done, None].astype(np.float32), -1.0, 1.0).astype(np.float32)
+        out = np.empty_like(x)
+        kernel("add_clipped")(np.ascontiguousarray(x), np.ascontiguousarray(self._mark[:done]),
+                              out)
+        self._mark = self._mark[done:] if not final else np.zeros(0, np.float32)
+        return out
 
     def process(self, chunk: np.ndarray) -> np.ndarray:
         """Mark a (n, channels) float32 chunk; returns the samples that are finished (maybe none)."""
-        chunk = np.asarray(chunk, np.float32)
+        chunk = np.ascontiguousarray(chunk, np.float32)
         if chunk.ndim == 1:
             chunk = chunk[:, None]
         if chunk.ndim != 2 or chunk.shape[1] != self.channels:
             raise ValueError(f"chunks must be (n, {self.channels}) arrays, not {chunk.shape}")
-        self._pending = np.concatenate([self._pending, chunk])
-        mid = chunk[:, 0].astype(np.float64)
-        for c in range(1, self.channels):  # channel by channel: the same sums in any chunking
-            mid += chunk[:, c]
-        if self.channels > 1:
-            mid /= self.channels
-        self._mid = np.concatenate([self._mid, mid])
+        self._pending = (np.concatenate([self._pending, chunk]) if self._pending.size else chunk)
         self._received += chunk.shape[0]
-        return self._run(final=False)
+        x = np.empty(chunk.shape[0], np.float32)
+        kernel("mix_down")(chunk, x)
+        for stage in self._down:
+            x = stage.push(x)
+        x = self._shaper.push(x)
+        for stage in reversed(self._up):
+            x = stage.push(x)
+        return self._emit(x, final=False)
 
     def flush(self) -> np.ndarray:
         """The rest of the output, once the input has ended."""
-        return self._run(final=True)
+        x = np.zeros(0, np.float32)
+        for stage in self._down:
+            x = np.concatenate([stage.push(x), stage.flush()])
+        x = self._shaper.push(x, final=True)
+        for stage in reversed(self._up):
+            x = np.concatenate([stage.push(x), stage.flush()])
+        return self._emit(x, final=True)
 
 
 def embed_audio(pcm: np.ndarray, rate: int, key: WatermarkKey, payload: int,
