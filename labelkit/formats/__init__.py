@@ -49,7 +49,8 @@ __all__ = [
 ]
 
 # Order matters only for speed: the most common formats are tried first.
-_BUILTIN = ("jpeg", "png", "webp", "gif", "tiff", "isobmff", "matroska", "wav", "flac", "mp3", "ogg")
+_BUILTIN = ("jpeg", "png", "webp", "gif", "tiff", "isobmff", "matroska", "wav", "flac", "mp3",
+            "ogg", "office")
 
 
 @dataclass(frozen=True)
