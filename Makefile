@@ -7,8 +7,10 @@ BIN    := $(VENV)/bin
 # Debian packages the tests and the demo use: exiftool (independent reader of what we write),
 # tesseract with its Simplified Chinese model (OCR of the visible label), ffmpeg/ffprobe and
 # mkvtoolnix (independent video readers, and the attacks of the video watermark's tests),
-# LibreOffice's headless Writer/Calc/Impress (an independent reader of DOCX/XLSX/PPTX).
-APT_PACKAGES := libimage-exiftool-perl tesseract-ocr tesseract-ocr-chi-sim ffmpeg mkvtoolnix libreoffice-writer-nogui libreoffice-calc-nogui libreoffice-impress-nogui
+# LibreOffice's headless Writer/Calc/Impress (an independent reader of DOCX/XLSX/PPTX),
+# libarchive-zip-perl (exiftool needs it to read Office files), poppler-utils and qpdf
+# (independent PDF readers and checkers).
+APT_PACKAGES := libimage-exiftool-perl libarchive-zip-perl tesseract-ocr tesseract-ocr-chi-sim ffmpeg mkvtoolnix poppler-utils qpdf libreoffice-writer-nogui libreoffice-calc-nogui libreoffice-impress-nogui
 
 .PHONY: setup system demo test test-native test-pure bench watermark-suite watermark-eval clean
 

@@ -37,6 +37,9 @@ KERNELS: dict[str, str] = {
     "frame_window": "audio",
     "overlap_add": "audio",
     "add_clipped": "audio",
+    "vs_runs": "text",
+    "paragraph_marks": "text",
+    "splice": "text",
 }
 
 NATIVE_ERRORS: dict[str, str] = {}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 
 __all__: list[str] = [
@@ -23,6 +25,9 @@ __all__: list[str] = [
     "frame_window",
     "overlap_add",
     "add_clipped",
+    "vs_runs",
+    "paragraph_marks",
+    "splice",
 ]
 
 
@@ -476,3 +481,72 @@ def add_clipped(x: np.ndarray, mark: np.ndarray, out: np.ndarray) -> None:
         raise ValueError("x, mark and out must have the same number of samples")
     np.add(x, mark[:, None], out=out)
     np.clip(out, -1.0, 1.0, out=out)
+
+
+# ------------------------------------------------------------------------------- text kernels
+
+_VS_RUN = re.compile(rb"(?:\xef\xb8[\x80-\x8f])+")
+
+
+def vs_runs(data, min_chars: int, starts: np.ndarray, ends: np.ndarray,
+            offset: int = 0) -> tuple[int, int]:
+    """Find runs of at least ``min_chars`` consecutive U+FE00..U+FE0F (EF B8 80..8F) in UTF-8.
+
+    Scans from byte ``offset``; writes the byte offsets [start, end) of up to len(starts) runs
+    and returns (runs found, where to resume): resume < len(data) when ``starts`` filled up."""
+    if ends.shape[0] != starts.shape[0]:
+        raise ValueError("starts and ends must have the same length")
+    if min_chars < 1 or offset < 0:
+        raise ValueError("min_chars must be >= 1 and offset >= 0")
+    found, cap = 0, starts.shape[0]
+    if cap == 0:
+        return 0, offset
+    for m in _VS_RUN.finditer(data, offset):
+        if (m.end() - m.start()) // 3 < min_chars:
+            continue
+        starts[found], ends[found] = m.start(), m.end()
+        found += 1
+        if found == cap:  # full: resume after the last run found
+            return found, m.end()
+    return found, len(data)
+
+
+# The carrier's place: the same character classes as _native_text (not Python's \s).
+_SPACE = "\t\n\x0b\x0c\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+_MARK = ("\u0300-\u036f\u0483-\u0489\u0591-\u05bd\u0610-\u061a\u064b-\u065f\u0900-\u0903"
+         "\u093a-\u094f\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\ufe00-\ufe0f\ufe20-\ufe2f"
+         "\U0001f3fb-\U0001f3ff\U000e0100-\U000e01ef")
+_PARAGRAPH = re.compile(f"(?:\\A|\\n[ \\t\\r\\x0c\\x0b]*\\n)[{_SPACE}]*"
+                        f"[^{_SPACE}{_MARK}][{_MARK}]*(?:\u200d[^{_SPACE}][{_MARK}]*)*")
+
+
+def paragraph_marks(data, out: np.ndarray) -> int:
+    """Where a carrier goes in each paragraph of UTF-8 prose: the byte offset after its first
+    grapheme (a visible character, the marks after it, and characters joined by U+200D).
+
+    Paragraphs start at 0 and after every blank line ("\\n", spaces/tabs/CR/FF/VT, "\\n"); a
+    paragraph whose first visible character is itself a mark gets none. Returns how many
+    offsets were written; ``out`` needs one per newline plus one."""
+    text = bytes(data).decode("utf-8", "replace")
+    count, done_chars, done_bytes = 0, 0, 0
+    for m in _PARAGRAPH.finditer(text):
+        if count == out.shape[0]:
+            raise ValueError("out is too small: one offset per newline plus one")
+        done_bytes += len(text[done_chars : m.end()].encode("utf-8"))
+        done_chars = m.end()
+        out[count] = done_bytes
+        count += 1
+    return count
+
+
+def splice(data, positions: np.ndarray, insert, out) -> None:
+    """out = data with ``insert`` put at each of the increasing byte offsets ``positions``."""
+    data, insert = memoryview(data).cast("B"), bytes(insert)
+    n, k = len(data), positions.shape[0]
+    if len(out) != n + k * len(insert):
+        raise ValueError("out must hold the data and every insertion")
+    pos = [int(p) for p in positions]
+    if any(b < a for a, b in zip([0, *pos], pos)) or (pos and pos[-1] > n):
+        raise ValueError("positions must increase and lie within the data")
+    bounds = [0, *pos, n]
+    out[:] = insert.join(bytes(data[a:b]) for a, b in zip(bounds, bounds[1:]))

@@ -24,6 +24,7 @@ from .watermark import WatermarkKey, WatermarkTooSmall, embed_image
 
 if TYPE_CHECKING:
     from .audio.pipeline import AudioStreamLabeler, LabeledPcm
+    from .text.pipeline import TextStreamLabeler
     from .video.frames import FrameLabeler
 
 __all__ = ["Labeler", "LabelResult"]
@@ -126,7 +127,8 @@ class Labeler:
             return self.label_video(src, dst, explicit=explicit, recipient=recipient,
                                     produce_id=produce_id, durable=durable, progress=progress)
         data = read_input(src, self.limits)
-        label = self.label_audio if modality == "audio" else self.label_image
+        label = {"audio": self.label_audio, "text": self.label_text,
+                 "document": self.label_document}.get(modality or "", self.label_image)
         result = label(data, explicit=explicit, recipient=recipient, produce_id=produce_id,
                        source=name)
         atomic_write(dst, result.data, durable=durable)
@@ -201,6 +203,56 @@ class Labeler:
         from .audio.pipeline import AudioStreamLabeler
 
         return AudioStreamLabeler(self, rate, channels, produce_id)
+
+    def label_text(
+        self,
+        text: str | bytes,
+        kind: str | None = None,
+        *,
+        explicit: bool | str | None = None,
+        recipient: str | None = None,
+        produce_id: str | None = None,
+        source: str = "<text>",
+    ) -> LabelResult:
+        """Label plain text, Markdown or HTML (``kind``; None sniffs, asking ``source``'s name).
+
+        The notice goes at the start and/or end (``Policy.text``; not with "present"/"omit"),
+        the invisible carrier into every paragraph of prose, and where the format has a
+        metadata field (front matter, head) the signed label. ``result.data`` is UTF-8."""
+        from .text.pipeline import label_text
+
+        data = text.encode("utf-8") if isinstance(text, str) else bytes(text)
+        with named(source):
+            mode = self._explicit(explicit, recipient, source)
+            result = label_text(self, data, kind, mode, produce_id, source)
+        if mode == "omit":
+            self._log_recipient(result, recipient, source)
+        return result
+
+    def label_document(
+        self,
+        data: bytes,
+        *,
+        explicit: bool | str | None = None,
+        recipient: str | None = None,
+        produce_id: str | None = None,
+        source: str = "<document>",
+    ) -> LabelResult:
+        """Label a PDF, DOCX, XLSX or PPTX in its metadata; the content stays byte-identical."""
+        from .text.pipeline import label_document
+
+        with named(source):
+            mode = self._explicit(explicit, recipient, source)
+            result = label_document(self, bytes(data), mode, produce_id, source)
+        if mode == "omit":
+            self._log_recipient(result, recipient, source)
+        return result
+
+    def text_stream(self, *, produce_id: str | None = None) -> "TextStreamLabeler":
+        """A streaming labeler for generated text: ``feed(token)`` / ``close()``, or ``wrap``."""
+        from .text.pipeline import TextStreamLabeler
+
+        return TextStreamLabeler(self, produce_id)
 
     def _modality(self, src: str | os.PathLike) -> str | None:
         """The file's modality; an MP4 or Matroska file without video is audio (M4A, MKA)."""

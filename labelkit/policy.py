@@ -17,6 +17,9 @@ __all__ = [
     "VideoPolicy",
     "AudioPolicy",
     "AUDIO_PLACEMENTS",
+    "TextPolicy",
+    "TEXT_PLACEMENTS",
+    "TEXT_NOTICES",
     "explicit_mode",
     "validate_label_text",
 ]
@@ -193,6 +196,42 @@ class AudioPolicy:
             raise PolicyError(f"watermark_strength {self.watermark_strength} must be in (0, 4]")
 
 
+# Where the text notice goes (GB 45438: start, end, or a suitable place in the middle).
+TEXT_PLACEMENTS = ("start", "end", "both")
+# The default notice per language setting; English is added, never instead of Chinese.
+TEXT_NOTICES = {
+    "zh": "【AI生成】本内容由人工智能生成。",
+    "zh-en": "【AI生成】本内容由人工智能生成。AI-generated content.",
+}
+
+
+@dataclass(frozen=True)
+class TextPolicy:
+    """The text notice, where it goes, and whether prose gets the invisible carrier."""
+
+    placement: str = "start"
+    language: str = "zh"  # picks the default notice in TEXT_NOTICES
+    notice: str | None = None  # a notice of one's own (with both elements) instead
+    carrier: bool = True  # the invisible Unicode carrier in every paragraph
+
+    def __post_init__(self) -> None:
+        if self.placement not in TEXT_PLACEMENTS:
+            raise PolicyError(f"text placement {self.placement!r} is not one of "
+                              f"{', '.join(TEXT_PLACEMENTS)}")
+        if self.language not in TEXT_NOTICES:
+            raise PolicyError(f"text language {self.language!r} is not one of "
+                              f"{', '.join(TEXT_NOTICES)}")
+        if self.notice is not None:
+            validate_label_text(self.notice)
+            if "\n" in self.notice or "\r" in self.notice:
+                raise PolicyError("the text notice is one line")
+
+    @property
+    def notice_text(self) -> str:
+        """The notice written: the policy's own, or the language's default."""
+        return self.notice if self.notice is not None else TEXT_NOTICES[self.language]
+
+
 @dataclass(frozen=True)
 class Policy:
     """Which layers a Labeler applies, and how."""
@@ -204,6 +243,7 @@ class Policy:
     image: ImagePolicy = field(default_factory=ImagePolicy)
     video: VideoPolicy = field(default_factory=VideoPolicy)
     audio: AudioPolicy = field(default_factory=AudioPolicy)
+    text: TextPolicy = field(default_factory=TextPolicy)
 
     def __post_init__(self) -> None:
         explicit_mode(self.explicit)

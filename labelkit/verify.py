@@ -150,20 +150,29 @@ def _verify(data: bytes, path: str, trust: TrustStore, policy: Policy, limits: L
     report = Report(path=path, format=container.format)
     from .audio.pipeline import is_audio
 
-    if is_audio(container):
+    modality = formats.handlers()[container.format].MODALITY
+    if modality in ("text", "document"):
+        report.add("parse", "pass", _text_parse_message(container))
+    elif is_audio(container):
         report.add("parse", "pass", f"{container.format} audio, "
                    f"{getattr(container, 'sample_rate', 0) or '?'} Hz, "
                    f"{getattr(container, 'channels', 0) or '?'} channel(s)")
     else:
         report.add("parse", "pass", f"{container.format} {container.width}x{container.height}, "
                    f"{container.frames} frame(s)")
-    record = _check_carriers(report, container)
+    record = _check_carriers(report, container, optional=not getattr(
+        formats.handlers()[container.format], "HAS_METADATA", True))
     if record is not None:
         _check_signature(report, record, container, data, trust, limits)
     elif report.record is not None and report.record.get("ReservedCode1"):
         report.signature = {"status": "error", "message": "the label is invalid; not checked"}
     else:
         report.signature = {"status": "n/a", "message": "no label to check"}
+    if modality in ("text", "document"):
+        _check_text(report, container, policy, detect_visible, require_visible,
+                    watermark_key, record)
+        report.verdict = _verdict(report)
+        return report
     if is_audio(container):
         _check_audio(report, data, path, limits, policy, detect_visible, require_visible,
                      watermark_key, record)
@@ -224,10 +233,17 @@ def read_record(
 # -- carriers and fields ----------------------------------------------------------------------
 
 
-def _check_carriers(report: Report, container: formats.Container) -> AIGCRecord | None:
-    """Check every carrier; return the valid record, if exactly one label is valid."""
+def _check_carriers(report: Report, container: formats.Container,
+                    optional: bool = False) -> AIGCRecord | None:
+    """Check every carrier; return the valid record, if exactly one label is valid.
+
+    ``optional``: the format has no metadata field (plain text), so none is not a failure."""
     carriers = container.carriers
     report.carriers = [{"kind": c.kind, "location": c.location, "text": c.text} for c in carriers]
+    if not carriers and optional:
+        report.add("label_present", "n/a", f"{container.format} has no metadata field; its "
+                   "implicit label is the invisible carrier (see watermark)")
+        return None
     if not carriers:
         report.add("label_present", "fail", "no AIGC label in any carrier of this format")
         return None
@@ -430,6 +446,69 @@ def _report_watermark(report: Report, found, key: WatermarkKey, record: AIGCReco
     else:
         report.add("watermark", "fail", f"watermark {found.payload_hex} found ({p}) but it belongs "
                    "to another ProduceID: the label was replaced or copied from other content")
+
+
+# -- text and documents -----------------------------------------------------------------------
+
+
+def _text_parse_message(container) -> str:
+    text = getattr(container, "text", None)
+    if text is None:
+        return f"{container.format} document"
+    kind = "plain" if container.format == "text" else container.format
+    return f"{kind} text, {len(text)} characters"
+
+
+def _check_text(report: Report, container, policy: Policy, detect_visible: bool,
+                require_visible: bool, watermark_key: WatermarkKey | None,
+                record: AIGCRecord | None) -> None:
+    """The text's own checks: the notice (where it is) and the invisible carrier."""
+    from .explicit.text import find_notices
+    from .watermark.text import detect_text
+
+    text = getattr(container, "text", None)
+    if text is None:  # a document: its pages and paragraphs are not read
+        report.explicit = {"status": "n/a", "message": "documents' notices are not read"}
+        report.watermark = {"status": "n/a", "message": "documents carry no text watermark"}
+        return
+    kind = getattr(container, "kind", "text")
+    if detect_visible:
+        spans = find_notices(text, kind)
+        edges = [s for s in spans if s.where in ("start", "end")]
+        if spans:
+            report.explicit = {"status": "present", "spans": [s.to_dict() for s in spans[:20]]}
+            where = ", ".join(w for w in ("start", "middle", "end") if any(s.where == w for s in spans))
+            report.add("explicit", "pass" if edges else "warn",
+                       f"text notice ({spans[0].text!r}) at the {where}"
+                       + ("" if edges else "; not at the start or the end"))
+        else:
+            report.explicit = {"status": "absent"}
+            report.add("explicit", "fail" if require_visible else "warn",
+                       "no notice with an AI element and a generation element (AI生成) found")
+    found = detect_text(text)
+    paragraphs = f"{found.geometry['carriers']} paragraph(s)"
+    if not getattr(formats.handlers()[container.format], "HAS_METADATA", True):
+        # Plain text: the carrier is the implicit label, so its absence is a missing label.
+        present = report.check("label_present")
+        if present is not None:
+            report.checks.remove(present)
+        report.add("label_present", "pass" if found.present else "fail",
+                   f"invisible carrier {found.payload_hex} in {paragraphs} (plain text has no "
+                   "metadata field; the ledger maps the carrier to its ProduceID)"
+                   if found.present else "no invisible carrier, and plain text has no "
+                   "metadata field: no implicit label")
+    if watermark_key is not None and record is not None:
+        _report_watermark(report, found, watermark_key, record, False, "texts")
+    else:
+        # The carrier is read without a key; matching it to a label needs the key and a label.
+        report.watermark = {"status": "present" if found.present else "absent",
+                            **found.to_dict(), "matches_record": None}
+        report.add("watermark", "pass" if found.present else "n/a",
+                   f"invisible carrier {found.payload_hex} in {paragraphs}"
+                   + ("; give the key to match it with the label" if record else "")
+                   if found.present else "no invisible carrier")
+    report.watermark.update(carriers=found.geometry["carriers"],
+                            damaged=found.geometry["damaged"])
 
 
 # -- video ------------------------------------------------------------------------------------

@@ -145,10 +145,12 @@ def _is_image(path: str) -> bool:
     except OSError:
         return True
     try:
-        formats.sniff(prefix, path)
+        handler = formats.sniff(prefix, path)
     except UnsupportedFormat:
         return False
-    return True
+    # Any UTF-8 file looks like text (source code, CSV, JSON...) and any ZIP like an Office
+    # package (.zip, .jar, .whl...): in a folder only files named as such (kept above) count.
+    return handler.NAME not in ("text", "office")
 
 
 @functools.cache

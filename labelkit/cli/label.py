@@ -12,7 +12,8 @@ from typing import Any
 
 from ..errors import KeyFileError, LabelkitError
 from ..labeler import Labeler
-from ..policy import (AUDIO_PLACEMENTS, POSITIONS, VIDEO_PLACEMENTS, AudioPolicy, ImagePolicy,
+from ..policy import (AUDIO_PLACEMENTS, POSITIONS, TEXT_NOTICES, TEXT_PLACEMENTS,
+                      VIDEO_PLACEMENTS, AudioPolicy, ImagePolicy, TextPolicy,
                       Policy, VideoPolicy)
 from ..signing import load_key
 from ._common import (
@@ -35,9 +36,11 @@ from ._state import Journal, settings_digest
 __all__ = ["add_parser", "run"]
 
 DESCRIPTION = """\
-Label pictures (PNG, JPEG, WebP, GIF, TIFF), videos (MP4, MOV, MKV, WebM) and audio (WAV, MP3,
-FLAC, Ogg Vorbis/Opus, M4A) as GB 45438-2025 requires: a visible "AI生成" label (on a video: its
-opening seconds; on audio: the Morse ".- .." cue before the content), the invisible watermark,
+Label pictures (PNG, JPEG, WebP, GIF, TIFF), videos (MP4, MOV, MKV, WebM), audio (WAV, MP3,
+FLAC, Ogg Vorbis/Opus, M4A), text (plain, Markdown, HTML) and documents (PDF, DOCX, XLSX, PPTX)
+as GB 45438-2025 requires: a visible "AI生成" label (on a video: its opening seconds; on audio:
+the Morse ".- .." cue before the content; in text: a notice at its start), the invisible
+watermark (in text: a Unicode carrier in every paragraph),
 the implicit metadata label of Annex E (XMP TC260:AIGC; MP4/MOV key AIGC; Matroska tag AIGC)
 and a signature in ReservedCode1 that binds the label to the content. Videos are re-encoded in
 their own codec family (H.264, H.265, VP9, AV1) at a visually lossless quality, audio copied
@@ -46,7 +49,8 @@ goes to OUTDIR under its own file name (a folder argument's tree is mirrored), w
 atomically, so an interrupted run never leaves a partial file.
 
 Folders are searched recursively; their files are recognised by content (magic bytes), not by
-extension, and files that are not pictures or videos are skipped and counted. A file named on the
+extension (text, which has no magic bytes, only when named .txt, .md or .html), and files
+that are not a supported format are skipped and counted. A file named on the
 command line that is not a supported format is reported as failed.
 
 A rerun skips outputs an earlier run finished (same input, unchanged since, same options;
@@ -156,6 +160,18 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                        help="a fixed cue level (RMS, dBFS) instead of the content's loudness")
     audio.add_argument("--audio-bitrate", type=int, metavar="BPS",
                        help="bitrate for lossy formats (default: the source's)")
+    text = parser.add_argument_group(
+        "text", "how plain text, Markdown and HTML are labeled (GB 45438: a notice with \"AI\" "
+        "and \"生成\"; PDF and Office documents get the metadata label only)")
+    text.add_argument("--text-placement", choices=TEXT_PLACEMENTS, default=TextPolicy.placement,
+                      help="where the notice goes: start (default), end, or both")
+    text.add_argument("--text-language", choices=tuple(TEXT_NOTICES),
+                      default=TextPolicy.language,
+                      help="the default notice's language: zh, or zh-en (English added)")
+    text.add_argument("--text-notice", metavar="TEXT",
+                      help="a notice of your own (one line, with an AI and a 生成/合成 element)")
+    text.add_argument("--no-carrier", action="store_true",
+                      help="no invisible Unicode carrier in the text's paragraphs")
     add_run_options(parser)
     parser.set_defaults(func=run, parser=parser)
 
@@ -259,6 +275,12 @@ def _config(args: argparse.Namespace) -> dict[str, Any]:
     audio_config = [audio.placement, audio.notice, audio.level_dbfs, audio.bitrate,
                     audio.watermark_strength]
     try:
+        text = TextPolicy(placement=args.text_placement, language=args.text_language,
+                          notice=args.text_notice, carrier=not args.no_carrier)
+    except LabelkitError as exc:
+        raise UsageError(f"--text-*: {exc}") from None
+    text_config = [text.placement, text.language, text.notice, text.carrier]
+    try:
         Labeler(args.producer)
     except LabelkitError as exc:
         raise UsageError(f"--producer: {exc}") from None
@@ -285,6 +307,7 @@ def _config(args: argparse.Namespace) -> dict[str, Any]:
         "watermark_profile": image.watermark_profile,
         "video": [video.duration_s, video.placement, video.crf, video.preset],
         "audio": audio_config,
+        "text_policy": text_config,
         # Everything that shapes an output: a change means earlier outputs are not "done".
         "settings": {
             "producer": args.producer,
@@ -298,6 +321,7 @@ def _config(args: argparse.Namespace) -> dict[str, Any]:
             "video": [video.duration_s, video.placement, video.crf, video.preset]
             if drawn else None,
             "audio": audio_config if drawn else None,
+            "text_policy": text_config,
         },
     }
 
@@ -422,7 +446,8 @@ def _init_worker(config: dict[str, Any], frames: Any = None, tick: Any = None) -
                     audio=AudioPolicy(placement=config["audio"][0],
                                       notice=config["audio"][1], level_dbfs=config["audio"][2],
                                       bitrate=config["audio"][3],
-                                      watermark_strength=config["audio"][4]))
+                                      watermark_strength=config["audio"][4]),
+                    text=TextPolicy(*config["text_policy"]))
     _worker["labeler"] = Labeler(config["producer"], config["key"], policy,
                                  recipient_log=config["recipient_log"])
     _worker["recipient"] = config["recipient"]

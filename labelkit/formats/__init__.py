@@ -50,7 +50,7 @@ __all__ = [
 
 # Order matters only for speed: the most common formats are tried first.
 _BUILTIN = ("jpeg", "png", "webp", "gif", "tiff", "isobmff", "matroska", "wav", "flac", "mp3",
-            "ogg", "office")
+            "ogg", "pdf", "office", "html", "markdown", "text")  # text last: any UTF-8 left
 
 
 @dataclass(frozen=True)
@@ -173,17 +173,34 @@ def unavailable() -> dict[str, str]:
 
 
 def sniff(data: bytes | memoryview, source: str = "<bytes>") -> ModuleType:
-    """Return the handler whose magic bytes match ``data``; never looks at a file name."""
+    """Return the handler whose magic bytes match ``data``.
+
+    The name matters only for text, which has no magic bytes: UTF-8 named as a picture or a
+    video is not text, and a file named .txt, .md or .html goes to the text handlers whatever
+    its bytes (so that a bad encoding is reported as such)."""
     _load()
     prefix = bytes(data[:64])
+    ext = os.path.splitext(source)[1].lower()
     for module in _registry.modules.values():
         if module.accept(prefix):
+            if module.NAME == "text" and _claimed_by_media(ext):
+                break  # "text" is the catch-all: a .png holding words is a broken picture
+            return module
+    # Text has no magic bytes: a file named as text whose bytes are not clean UTF-8 goes to the
+    # text handlers, which say what is wrong (an encoding, a NUL) instead of "not supported".
+    for module in _registry.modules.values():
+        if module.MODALITY == "text" and ext in module.EXTENSIONS:
             return module
     if not prefix:
         raise UnsupportedFormat("empty file", source=source)
     raise UnsupportedFormat(
         f"not a supported format (starts with {prefix[:8].hex(' ')})", source=source
     )
+
+
+def _claimed_by_media(ext: str) -> bool:
+    """Whether a file extension names a format other than text."""
+    return any(ext in m.EXTENSIONS for m in _registry.modules.values() if m.MODALITY != "text")
 
 
 def modality_of(path: str | os.PathLike, limits: Limits = DEFAULT_LIMITS) -> str | None:

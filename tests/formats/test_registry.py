@@ -29,6 +29,15 @@ def test_the_name_does_not_matter(name):
         assert formats.parse(s.data, wrong).format == s.format
 
 
+def test_text_is_sniffed_as_text_unless_named_as_media():
+    data = b"hello, I am a text file\n" * 10
+    assert formats.parse(data, "notes.txt").format == "text"
+    assert formats.parse(data, "notes").format == "text"
+    assert formats.parse(data, "notes.md").format == "markdown"
+    with pytest.raises(UnsupportedFormat, match="not a supported format"):
+        formats.parse(data, "notes.mp4")
+
+
 def test_a_png_named_jpg_is_a_png():
     assert formats.parse(sample("png-plain").data, "really.jpg").format == "png"
 
