@@ -485,7 +485,7 @@ def _check_text(report: Report, container, policy: Policy, detect_visible: bool,
             report.explicit = {"status": "absent"}
             report.add("explicit", "fail" if require_visible else "warn",
                        "no notice with an AI element and a generation element (AI生成) found")
-    found = detect_text(text)
+    found = detect_text(container._data)  # the bytes: scanning needs no decoding
     paragraphs = f"{found.geometry['carriers']} paragraph(s)"
     if not getattr(formats.handlers()[container.format], "HAS_METADATA", True):
         # Plain text: the carrier is the implicit label, so its absence is a missing label.

@@ -20,7 +20,7 @@ from ..formats import html as html_format
 from ..formats import markdown
 from ..formats._text import BOM, newline_of
 
-__all__ = ["NoticeSpan", "add_notice", "find_notices", "notice_stream", "anotice_stream",
+__all__ = ["NoticeSpan", "add_notice", "add_notice_utf8", "find_notices", "notice_stream", "anotice_stream",
            "HTML_CLASS"]
 
 HTML_CLASS = "aigc-notice"
@@ -74,8 +74,22 @@ def _has_notice(text: str, pos: int, notice: str, kind: str, at_end: bool) -> bo
     return region.endswith(piece) if at_end else region.startswith(piece)
 
 
+def add_notice_utf8(data: bytes, notice: str, placement: str) -> bytes:
+    """Plain UTF-8 text with ``notice`` at its start, end or both, without decoding it."""
+    nl, block = newline_of(data), notice.encode("utf-8")
+    if placement in ("end", "both") and not data.rstrip().endswith(block):
+        sep = b"" if not data or data.endswith((b"\n", b"\r")) else nl
+        data = data + sep + (nl if data.strip() else b"") + block + nl
+    start = 3 if data.startswith(BOM.encode("utf-8")) else 0
+    if placement in ("start", "both") and not data[start:].lstrip().startswith(block):
+        data = data[:start] + block + nl + nl + data[start:]
+    return data
+
+
 def add_notice(text: str, notice: str, placement: str, kind: str = "text") -> str:
     """``text`` with ``notice`` at its start, end or both ("text", "markdown" or "html")."""
+    if kind == "text":
+        return add_notice_utf8(text.encode("utf-8"), notice, placement).decode("utf-8")
     nl = newline_of(text)
     start, end = _content_range(text, kind)
     block = _html_notice(notice) if kind == "html" else notice

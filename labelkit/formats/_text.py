@@ -55,13 +55,14 @@ def decode_text(data: bytes, source: str, limits: Limits) -> str:
     return text
 
 
-def newline_of(text: str) -> str:
-    """The file's dominant line ending, for lines labelkit adds ("\\n" when there is none)."""
-    crlf = text.count("\r\n")
-    lf = text.count("\n") - crlf
-    cr = text.count("\r") - crlf
-    best = max((lf, "\n"), (crlf, "\r\n"), (cr, "\r"))
-    return best[1] if best[0] else "\n"
+def newline_of(text):
+    """The dominant line ending of a str (or UTF-8 bytes), for lines labelkit adds (LF if none)."""
+    crlf_, lf_, cr_ = ("\r\n", "\n", "\r") if isinstance(text, str) else (b"\r\n", b"\n", b"\r")
+    crlf = text.count(crlf_)
+    lf = text.count(lf_) - crlf
+    cr = text.count(cr_) - crlf
+    best = max((lf, lf_), (crlf, crlf_), (cr, cr_))
+    return best[1] if best[0] else lf_
 
 
 def normalise(text: str) -> str:

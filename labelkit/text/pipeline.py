@@ -23,12 +23,12 @@ from typing import TYPE_CHECKING, AsyncIterable, AsyncIterator, Iterable, Iterat
 
 from .. import formats
 from ..errors import PolicyError
-from ..explicit.text import add_notice
+from ..explicit.text import add_notice, add_notice_utf8
 from ..formats import html as html_format
 from ..formats import markdown
 from ..formats._text import TextFile
 from ..record import AIGCRecord, new_produce_id
-from ..watermark.text import insert_carriers_utf8, strip_carriers
+from ..watermark.text import insert_carriers_utf8, strip_carriers, strip_carriers_utf8
 from ..watermark.text_stream import CarrierStream
 
 if TYPE_CHECKING:
@@ -65,33 +65,41 @@ def label_text(labeler: Labeler, data: bytes, kind: str | None, mode: str,
     from ..labeler import LabelResult
 
     original = _parse(labeler, data, kind, source)
-    # Carriers come off first (they are put back): a notice already there is then seen.
-    kind, text = original.kind, strip_carriers(original.text)
     produce_id = produce_id or new_produce_id()
     policy = labeler.policy.text
     layers: list[str] = []
     notes: list[str] = []
-    if mode == "apply":
-        text = add_notice(text, policy.notice_text, policy.placement, kind)
-        layers.append("explicit")
     payload = None
     if policy.carrier and labeler.policy.watermark:
         if labeler.watermark_key is None:
             notes.append("carrier skipped: no secret key to derive its payload from")
         else:
             payload = labeler.watermark_key.payload_for(produce_id)
-            text = _carry(labeler, text, kind, payload, source)
+    if original.format == "text":
+        # Plain text stays UTF-8 bytes throughout (decoding text full of carriers costs more
+        # than labeling it), and has no field for the seven-field label.
+        out = strip_carriers_utf8(original._data)  # labeled before: they are put back
+        if mode == "apply":
+            out = add_notice_utf8(out, policy.notice_text, policy.placement)
+            layers.append("explicit")
+        if payload is not None:
+            out = insert_carriers_utf8(out, payload)
             layers.append("watermark")
+        record = AIGCRecord(label="1", content_producer=labeler.producer, produce_id=produce_id)
+        return LabelResult(out, record, original.format, tuple(layers),
+                           notes=(*notes, _NO_FIELD), watermark_payload=payload)
+    # Carriers come off first (they are put back): a notice already there is then seen.
+    kind, text = original.kind, strip_carriers(original.text)
+    if mode == "apply":
+        text = add_notice(text, policy.notice_text, policy.placement, kind)
+        layers.append("explicit")
+    if payload is not None:
+        text = _carry(labeler, text, kind, payload, source)
+        layers.append("watermark")
     labeled = formats.handlers()[original.format].parse(text.encode("utf-8"), source,
                                                        labeler.limits)
-    if not getattr(formats.handlers()[original.format], "HAS_METADATA", True):
-        record = AIGCRecord(label="1", content_producer=labeler.producer, produce_id=produce_id)
-        result = LabelResult(labeled.with_text(text), record, labeled.format, tuple(layers),
-                             notes=(*notes, _NO_FIELD))
-    else:
-        result = labeler._finish(labeled, b"", None, None, produce_id, (*layers, "metadata"))
-        result = replace(result, notes=tuple(notes))
-    return replace(result, watermark_payload=payload)
+    result = labeler._finish(labeled, b"", None, None, produce_id, (*layers, "metadata"))
+    return replace(result, notes=tuple(notes), watermark_payload=payload)
 
 
 def label_document(labeler: Labeler, data: bytes, mode: str, produce_id: str | None,
