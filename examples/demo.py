@@ -69,7 +69,36 @@ def make_samples(folder: Path) -> list[Path]:
     for name in AUDIO_SAMPLES:
         write_audio(folder / name)
         paths.append(folder / name)
+    for name, text in TEXT_SAMPLES.items():
+        (folder / name).write_text(text, "utf-8")
+        paths.append(folder / name)
+    paths.append(write_docx(folder / "report.docx"))
     return paths
+
+
+# What a chat model answers (Markdown with a code block), a generated web page, a story.
+TEXT_SAMPLES = {
+    "reply.md": "---\ntitle: Sorting in Python\n---\n# Sorting a list\n\nUse `sorted()` "
+                "for a new list, or `list.sort()` in place.\n\n```python\nnumbers = [3, 1, 2]"
+                "\nprint(sorted(numbers))\n```\n\nBoth sort in ascending order by default.\n",
+    "page.html": "<!DOCTYPE html>\n<html lang=\"zh\">\n<head>\n<meta charset=\"utf-8\">\n"
+                 "<title>春天</title>\n</head>\n<body>\n<h1>春天来了</h1>\n<p>柳树发芽，"
+                 "燕子归来。</p>\n<pre>code stays untouched</pre>\n</body>\n</html>\n",
+    "story.txt": "The lighthouse keeper counted the ships every night.\n\nOne winter, a "
+                 "ship he had never seen before came in from the fog.\n",
+}
+TEXT_EXTENSIONS = (".md", ".html", ".txt", ".docx")
+
+
+def write_docx(path: Path) -> Path:
+    """A small Word document, as a writing assistant exports it (python-docx)."""
+    import docx
+
+    document = docx.Document()
+    document.add_heading("Quarterly summary", level=1)
+    document.add_paragraph("Revenue grew in every region; costs stayed flat.")
+    document.save(path)
+    return path
 
 
 AUDIO_SAMPLES = ("narration.wav", "narration.mp3", "narration.flac", "narration.ogg",
@@ -204,11 +233,15 @@ def main(argv: list[str]) -> int:
     for report in reports:
         ok &= report["verdict"] == "compliant"
         print(f"\n{Path(report['path']).name}: {report['verdict']}")
-        print("  record:", json.dumps(report["record"], ensure_ascii=False)[:160] + "...")
+        if report["record"] is not None:  # plain text has no field for it: its carrier is it
+            print("  record:", json.dumps(report["record"], ensure_ascii=False)[:160] + "...")
         print("  signature:", report["signature"].get("status"), "-",
               report["signature"].get("message"))
         ex = report["explicit"]
-        if ex.get("status") == "present" and "spans" in ex:
+        if ex.get("status") == "present" and "spans" in ex and "where" in ex["spans"][0] \
+                and "start_s" not in ex["spans"][0]:
+            print("  text notice: " + ", ".join(f"{c['where']} {c['text']!r}" for c in ex["spans"]))
+        elif ex.get("status") == "present" and "spans" in ex:
             print("  audible cue: " + ", ".join(f"{c['where']} {c['start_s']:.2f}-"
                                                f"{c['end_s']:.2f} s" for c in ex["spans"]))
         elif ex.get("status") == "present":
@@ -218,7 +251,11 @@ def main(argv: list[str]) -> int:
                   f"{ex['ink_height_ratio']:.1%} of the shortest side{shown}")
         wm = report["watermark"]
         audio = Path(report["path"]).name in AUDIO_SAMPLES
-        if audio:  # the audio watermark does not reach robustness.md yet: shown, not required
+        if Path(report["path"]).suffix in TEXT_EXTENSIONS[:3]:
+            print(f"  invisible carrier: {wm.get('status')}, payload {wm.get('payload')} in "
+                  f"{wm.get('carriers', 0)} paragraph(s), matches the label: "
+                  f"{wm.get('matches_record')}")
+        elif audio:  # the audio watermark does not reach robustness.md yet: shown, not required
             print(f"  watermark: {wm.get('status')}, p = {wm.get('p_value', 1.0):.1e}, payload "
                   f"{wm.get('payload')}, matches the label: {wm.get('matches_record')}")
         elif wm.get("present"):
@@ -264,6 +301,15 @@ def main(argv: list[str]) -> int:
     print(f"audio_stream: 150 TTS chunks of 20 ms -> {streamed_pcm.shape[0] / 48000:.2f} s with "
           f"the cue first; equal to labeling the whole clip at once: {same}")
     ok &= same
+
+    stream = labeler.text_stream()
+    tokens = ["Here", " is", " a", " generated", " answer", ".\n\n", "It", " streams", "."]
+    streamed_text = "".join(stream.wrap(iter(tokens)))
+    report = labelkit.verify(streamed_text.encode(), key=key, name="reply.txt")
+    print(f"text_stream: {len(tokens)} tokens -> the notice before the first, a carrier in "
+          f"each paragraph, nothing buffered; verify: {report.verdict}, carrier "
+          f"{report.watermark.get('payload')} in {report.watermark.get('carriers')} paragraphs")
+    ok &= report.verdict == "compliant"
 
     banner("6. tampering is caught")
     from labelkit import formats
@@ -317,7 +363,8 @@ def main(argv: list[str]) -> int:
     print(f"  (the payload is HMAC(secret, ProduceID): it names the original label, key {wkey})")
 
     banner("result")
-    print("every labeled sample (pictures, videos and audio) verified compliant, tampering was "
+    print("every labeled sample (pictures, videos, audio, text and a document) verified "
+          "compliant, tampering was "
           "detected, and stripped copies were still identified by their watermark" if ok
           else "SOMETHING FAILED: see above")
     return 0 if ok else 1

@@ -249,7 +249,12 @@ def _check_carriers(report: Report, container: formats.Container,
         return None
     report.add("label_present", "pass", f"{len(carriers)} AIGC carrier(s) found",
                kinds=sorted({c.kind for c in carriers[:1000]}))
-    if len(carriers) > 1:
+    paired = getattr(formats.handlers()[container.format], "ONE_LABEL_IN", frozenset())
+    if (len(carriers) == 2 and {c.kind for c in carriers} <= paired
+            and len({c.kind for c in carriers}) == 2 and _same_record(carriers)):
+        report.add("single_label", "pass", f"one AIGC label, in the two places "
+                   f"{container.format} keeps it ({' and '.join(c.kind for c in carriers)})")
+    elif len(carriers) > 1:
         texts = {c.text for c in carriers[:1000]}
         what = "identical copies" if len(texts) == 1 else "conflicting labels"
         report.add("single_label", "fail",
@@ -271,6 +276,15 @@ def _check_carriers(report: Report, container: formats.Container,
             c["text"] = c["text"][:200]
         del report.carriers[1000:]
     return chosen
+
+
+def _same_record(carriers: list[formats.Carrier]) -> bool:
+    """Whether carriers hold the same fields (bare or wrapped, whitespace aside)."""
+    try:
+        return len({json.dumps(decode_label(c.text).fields, sort_keys=True)
+                    for c in carriers}) == 1
+    except InvalidRecord:
+        return False
 
 
 # Checks that pass unless field_problems says otherwise, with the message for a pass.

@@ -19,13 +19,15 @@ from typing import AsyncIterable, AsyncIterator, Iterable, Iterator
 from ..formats import html as html_format
 from ..formats import markdown
 from ..formats._text import BOM, newline_of
+from ..watermark.text import strip_carriers
 
 __all__ = ["NoticeSpan", "add_notice", "add_notice_utf8", "find_notices", "notice_stream", "anotice_stream",
            "HTML_CLASS"]
 
 HTML_CLASS = "aigc-notice"
 # An explicit label's two elements, close together (GB 45438 5.1).
-_NOTICE_RE = re.compile(r"(?:AI|人工智能)[^\n]{0,8}?(?:生成|合成)", re.I)
+_NOTICE_RE = re.compile(r"(?:AI|人工智能)[\ufe00-\ufe0f]*(?:[^\n\ufe00-\ufe0f][\ufe00-\ufe0f]*)"
+                        r"{0,8}?(?:生成|合成)", re.I)  # carriers may sit inside
 _EDGE_CHARS = 500  # a notice this close to the content's start or end is "at" it
 _SAME_NOTICE_GAP = 40
 
@@ -131,7 +133,7 @@ def find_notices(text: str, kind: str = "text") -> list[NoticeSpan]:
         where = ("start" if before <= min(after, _EDGE_CHARS) else
                  "end" if after <= _EDGE_CHARS else "start" if before <= _EDGE_CHARS else
                  "middle")
-        spans.append(NoticeSpan(a, b, where, text[a:b]))
+        spans.append(NoticeSpan(a, b, where, strip_carriers(text[a:b])))
     return spans
 
 

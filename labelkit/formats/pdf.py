@@ -69,6 +69,9 @@ NAME = "pdf"
 MIME = "application/pdf"
 EXTENSIONS = (".pdf",)  # for naming outputs only, never for sniffing
 MODALITY = "document"
+# The label is written twice, as the practice guide asks (Info /AIGC) and as every XMP-capable
+# format has it (TC260:AIGC): identical copies in these two places are one label.
+ONE_LABEL_IN = frozenset({"pdf-info", "xmp-element", "xmp-attribute"})
 
 MAGIC = b"%PDF-"
 MARKER = b"\n%labelkit-aigc 1\n"  # opens labelkit's update; "1" is the update's format
