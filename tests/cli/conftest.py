@@ -31,7 +31,9 @@ IMAGES = (
     "gradient.tif",
     "flat.png",
 )
-NOT_IMAGES = ("notes.txt", "b/readme.md")  # files no handler accepts, with no picture extension
+# Files a folder run skips: UTF-8 not named as text (any UTF-8 looks like text), and a ZIP
+# that is not an Office package.
+NOT_IMAGES = ("notes.csv", "b/data.json", "b/bundle.zip")
 
 
 @dataclass
@@ -111,8 +113,9 @@ def make_tree(root: Path) -> Path:
         "b/astro.gif": image_bytes(astro.convert("P"), "GIF"),
         "gradient.tif": image_bytes(gradient(300, 200), "TIFF"),
         "flat.png": image_bytes(np.full((180, 240, 3), 128, np.uint8), "PNG"),
-        "notes.txt": b"not a picture\n",
-        "b/readme.md": b"# just text\n",
+        "notes.csv": b"region,revenue\nnorth,12\n",
+        "b/data.json": b'{"not": "content to label"}\n',
+        "b/bundle.zip": b"PK\x03\x04" + bytes(60),
     }
     assert set(files) == set(IMAGES) | set(NOT_IMAGES)
     for rel, data in files.items():

@@ -80,7 +80,7 @@ def test_console_entry_end_to_end(tmp_path):
     photos = tmp_path / "photos"
     photos.mkdir()
     (photos / "coffee.jpg").write_bytes(image_bytes(skimage_photo("coffee.png"), "JPEG"))
-    (photos / "notes.txt").write_text("skip me")
+    (photos / "notes.csv").write_text("skip,me\n")
     r = run_subprocess("label", "--producer", PRODUCER, "--key", key, "-o", tmp_path / "out",
                        "-j", "2", photos)
     assert r.returncode == 0, r.stderr
@@ -91,8 +91,8 @@ def test_console_entry_end_to_end(tmp_path):
     assert d["verdict"] == "compliant" and d["signature"]["status"] == "valid"
     r = run_subprocess("label", "--key", key, "-o", tmp_path / "out", photos)
     assert r.returncode == 2 and "--producer" in r.stderr
-    r = run_subprocess("verify", photos / "notes.txt")
-    assert r.returncode == 1 and "inconclusive" in r.stdout
+    r = run_subprocess("verify", photos / "notes.csv")  # named: read as plain text, unlabeled
+    assert r.returncode == 1 and "not_found" in r.stdout
 
 
 # -- Ctrl-C -----------------------------------------------------------------------------------
