@@ -1,9 +1,10 @@
 """Audio files <-> float32 PCM (n_samples, channels) in [-1, 1], through PyAV (FFmpeg).
 
 Decoding takes the first audio stream and converts every sample format exactly (s16 / 2**15,
-s32 / 2**31, u8 (x - 128) / 2**7, float as is). Encoder delay and padding are dropped the way
-FFmpeg does (the result equals ``ffmpeg -i x out.wav``). Limits are checked on the declared
-stream before anything is allocated and again on the samples actually decoded.
+s32 / 2**31, u8 (x - 128) / 2**7, float as is, but NaN as 0 and infinities as +-1: only damage
+makes them). Encoder delay and padding are dropped the way FFmpeg does (the result equals
+``ffmpeg -i x out.wav``). Limits are checked on the declared stream before anything is
+allocated and again on the samples actually decoded.
 
 Encoding writes the source's container and codec family (see ``encode_audio``): WAV is written
 here with numpy, bit-exact; FLAC at the source's depth (16 or 24 bit, bit-exact); MP3 (CBR,
@@ -15,8 +16,10 @@ encoder tag or creation time is invented.
 Edge cases:
 
 * zero-length audio decodes to a (0, channels) array; WAV and FLAC encode it to a valid empty
-  file, lossy encoders to a valid file with no (or only padding) samples;
-* 8 channels keep their layout (7.1 stays 7.1); MP3 refuses more than 2 channels (PolicyError);
+  file, the other containers to a valid file of one silent sample (and what padding a lossy
+  decoder keeps), since an MP3, Ogg, MP4 or Matroska stream of no packets does not open;
+* 8 channels keep their layout (7.1 stays 7.1); MP3 refuses more than 2 channels, Vorbis
+  anything but 2 (FFmpeg's own encoder is stereo only) (PolicyError);
 * 384 kHz decodes, and encodes as WAV and FLAC; MP3, AAC and Opus cannot code such rates and
   raise PolicyError (Opus always resamples to 48 kHz, which it requires);
 * pure silence round-trips (lossless: exactly zero);
@@ -27,6 +30,7 @@ Edge cases:
 from __future__ import annotations
 
 import io
+import math
 import os
 import struct
 from dataclasses import dataclass
@@ -56,6 +60,7 @@ _MP3_RATES = {  # sample rate -> legal bit rates (kbit/s)
 }
 _AAC_RATES = (96000, 88200, 64000, 48000, 44100, 32000, 24000, 22050, 16000, 12000, 11025, 8000,
               7350)
+_FF_QP2LAMBDA = 118  # FFmpeg's scale of global_quality
 _SPEAKERS = ("FL", "FR", "FC", "LFE", "BL", "BR", "FLC", "FRC", "BC", "SL", "SR", "TC", "TFL",
              "TFC", "TFR", "TBL", "TBC", "TBR")
 
@@ -94,12 +99,25 @@ def _container_name(fmt: str) -> str:
     return names[0]
 
 
+def _declared_bits(codec: str, extradata: bytes | None) -> int:
+    """The sample depth a FLAC STREAMINFO or an ALAC magic cookie declares (0 when neither)."""
+    e = bytes(extradata or b"")
+    if codec == "flac":
+        e = e[8:] if e[:4] == b"fLaC" else e  # some muxers keep the marker and block header
+        return (((e[12] & 1) << 4) | (e[13] >> 4)) + 1 if len(e) >= 18 else 0
+    if codec == "alac" and len(e) >= 36 and e[4:8] == b"alac":
+        return e[17]
+    return 0
+
+
 def _describe(inp: Any, source: str, limits: Limits, count_packets: bool) -> tuple[Any, AudioInfo]:
     """Check the first audio stream against the limits and describe it (no decoding)."""
     if not inp.streams.audio:
         raise CorruptInput("no audio stream", source=source)
     stream = inp.streams.audio[0]
     ctx = stream.codec_context
+    if ctx is None:  # PyAV gives no context when FFmpeg has no decoder for the codec tag
+        raise CorruptInput("the audio stream's codec is unknown (no decoder)", source=source)
     rate, channels = int(ctx.sample_rate or 0), int(ctx.channels or 0)
     if channels > limits.max_channels:
         raise LimitExceeded(f"audio declares {channels} channels, over the limit of "
@@ -123,7 +141,8 @@ def _describe(inp: Any, source: str, limits: Limits, count_packets: bool) -> tup
                             f"limit of {limits.max_audio_samples}", source=source)
     codec = ctx.name or (ctx.codec.name if ctx.codec else "unknown")
     sample_fmt = ctx.format.name if ctx.format is not None else ""
-    bits = int(getattr(ctx, "bits_per_raw_sample", 0) or 0)
+    # PyAV exposes no bits_per_raw_sample for audio: FLAC and ALAC declare it in their headers.
+    bits = int(getattr(ctx, "bits_per_raw_sample", 0) or 0) or _declared_bits(codec, ctx.extradata)
     if not bits and codec.startswith("pcm_"):
         digits = "".join(c for c in codec.split("_")[1] if c.isdigit())
         bits = int(digits) if digits else 0
@@ -158,8 +177,8 @@ def _frame_pcm(frame: Any, channels: int) -> np.ndarray:
         a = a.T
     else:
         a = a.reshape(-1, channels)
-    if a.dtype == np.float32:
-        return a
+    if a.dtype.kind == "f":  # NaN and infinities are damage (a float WAV's flipped bytes)
+        return np.nan_to_num(a.astype(np.float32), copy=False, nan=0.0, posinf=1.0, neginf=-1.0)
     if a.dtype == np.int16:
         return a.astype(np.float32) / np.float32(32768.0)
     if a.dtype == np.int32:
@@ -336,6 +355,11 @@ def _encode_av(pcm: np.ndarray, rate: int, layout: str, fmt: str, codec: str, sa
                qscale: float | None = None) -> bytes:
     """Encode ``pcm`` with PyAV into an in-memory file of muxer ``fmt``."""
     buf = io.BytesIO()
+    if qscale is not None:
+        # PyAV's ``qscale`` is only the QSCALE flag: with global_quality left at 0 the Vorbis
+        # encoder codes silence. The quality goes in global_quality, in lambda units.
+        codec_options = {**codec_options, "flags": "+qscale",
+                         "global_quality": str(max(1, round(qscale * _FF_QP2LAMBDA)))}
     with av.open(buf, "w", format=fmt, options=muxer_options) as out:
         stream = out.add_stream(codec, rate=rate, options=codec_options)
         ctx = stream.codec_context
@@ -343,9 +367,8 @@ def _encode_av(pcm: np.ndarray, rate: int, layout: str, fmt: str, codec: str, sa
         ctx.format = sample_fmt
         if bit_rate:
             ctx.bit_rate = bit_rate
-        if qscale is not None:
-            ctx.qscale = qscale
         ctx.open(strict=False)
+        out.start_encoding()  # PyAV writes the header at the first packet: maybe none comes
         size = ctx.frame_size or 4096
         planar = sample_fmt.endswith("p")
         if sample_fmt.startswith("s16"):
@@ -395,6 +418,11 @@ def encode_audio(pcm: np.ndarray, rate: int, info: AudioInfo, *, bitrate: int | 
            "flac": "flac"}.get(container)
     if fmt is None:
         raise PolicyError(f"cannot encode audio into a {container} container", source=source)
+    if len(a) == 0 and fmt != "flac":
+        # A stream of no packets does not open (MP3, Ogg, Matroska; MP4 drops the track), and
+        # flushing FFmpeg's Vorbis encoder before any frame yields packets without end: code one
+        # silent sample instead.
+        a = np.zeros((1, channels), np.float32)
     # No +faststart for MP4: it reopens the output by name, and this one is in memory; the MP4
     # handler writes the label into the moov wherever it is.
     mux: dict[str, str] = {"fflags": "+bitexact"}
@@ -428,6 +456,9 @@ def encode_audio(pcm: np.ndarray, rate: int, info: AudioInfo, *, bitrate: int | 
             return _encode_av(a, 48000, layout, fmt, "libopus", "flt", target or 96000,
                               {"vbr": "constrained"}, mux)
         if codec == "vorbis":
+            if channels != 2:  # libvorbis is not in PyAV's FFmpeg
+                raise PolicyError(f"FFmpeg's Vorbis encoder codes stereo only, not {channels} "
+                                  "channels", source=source)
             return _encode_vorbis(a, rate, layout, fmt, target, mux)
         if codec.startswith("pcm_"):
             sample_fmt = "flt" if "f32" in codec else ("s16" if info.bits <= 16 else "s32")
@@ -437,26 +468,55 @@ def encode_audio(pcm: np.ndarray, rate: int, info: AudioInfo, *, bitrate: int | 
 
 def _encode_vorbis(a: np.ndarray, rate: int, layout: str, fmt: str, target: int,
                    mux: dict[str, str]) -> bytes:
-    """FFmpeg's native Vorbis encoder, its quality tuned so the bit rate comes near ``target``."""
+    """FFmpeg's native Vorbis encoder, its quality steered to bring the rate near ``target``."""
     opts = {"strict": "experimental"}
     quality = 3.0
     data = _encode_av(a, rate, layout, fmt, "vorbis", "fltp", 0, opts, mux, quality)
     if not target or len(a) < rate // 10:
         return data
-    for _ in range(4):  # the encoder takes a quality, not a rate: steer it from what it gives
+    # The encoder takes a quality, not a rate, and the rate grows as quality ** 0.3 to 0.8 with
+    # the content: steer by secant steps in log-log, keep the nearest. Past quality 60 it
+    # codes worse, not better.
+    best, best_miss, slope, seen = data, math.inf, 0.5, None
+    for attempt in range(5):
         got = _stream_bit_rate(data)
-        if not got or abs(got - target) <= 0.08 * target:
+        if not got:
             break
-        quality = float(np.clip(quality * (target / got), 0.1, 10.0))
+        miss = math.log(target / got)
+        if abs(miss) < abs(best_miss):
+            best, best_miss = data, miss
+        if abs(miss) <= 0.08 or attempt == 4:  # within 8 %, or enough tries
+            break
+        here = (math.log(quality), math.log(got))
+        if seen is not None and here[0] != seen[0]:
+            slope = float(np.clip((here[1] - seen[1]) / (here[0] - seen[0]), 0.2, 1.5))
+        seen = here
+        next_quality = float(np.clip(quality * math.exp(miss / slope), 0.1, 60.0))
+        if next_quality == quality:
+            break
+        quality = next_quality
         data = _encode_av(a, rate, layout, fmt, "vorbis", "fltp", 0, opts, mux, quality)
-    return data
+    return best
 
 
 def load_notice(path: Any, rate: int, channels: int,
                 limits: Limits = DEFAULT_LIMITS) -> np.ndarray:
     """A spoken-notice clip decoded, resampled to ``rate`` and given ``channels`` channels."""
-    pcm, info = decode_audio(path, None, limits)
+    source = _name(path, None)
+    rate, channels = int(rate), int(channels)
+    if not (0 < rate <= limits.max_sample_rate and 0 < channels <= limits.max_channels):
+        raise PolicyError(f"a spoken notice cannot be made for {rate} Hz, {channels} channels",
+                          source=source)
+    if isinstance(path, (str, os.PathLike)) and not os.path.isfile(path):
+        raise PolicyError("the spoken-notice file does not exist", source=source)
+    try:
+        pcm, info = decode_audio(path, source, limits)
+    except LabelkitError as exc:  # the notice is part of the policy: say which file it is
+        raise PolicyError(f"the spoken notice cannot be used: {exc.reason}",
+                          source=source) from exc
+    if not np.any(pcm):  # it would label the content with no audible label at all
+        raise PolicyError("the spoken notice holds no sound", source=source)
     if pcm.shape[1] > 1:
         pcm = np.ascontiguousarray(pcm.mean(axis=1, keepdims=True, dtype=np.float32))
-    pcm = _resample(pcm, info.sample_rate, int(rate), "mono")
-    return np.ascontiguousarray(np.repeat(pcm, int(channels), axis=1), dtype=np.float32)
+    pcm = _resample(pcm, info.sample_rate, rate, "mono")
+    return np.ascontiguousarray(np.repeat(pcm, channels, axis=1), dtype=np.float32)
