@@ -81,17 +81,19 @@ def halfband_decimate(const float[::1] x, const float[::1] taps, float[::1] out)
 
     With taps = (c, a_0, ..., a_{P-1}) and the centre of output k at x[2k + 2P - 1]:
     out[k] = c * centre + sum_i a_i * (x[2k + 2P - 2 - 2i] + x[2k + 2P + 2i])."""
-    cdef Py_ssize_t p = taps.shape[0] - 1, count = out.shape[0], k, i, m
+    cdef Py_ssize_t p = taps.shape[0] - 1, count = out.shape[0], k, i, m = 2 * p - 1
     if p < 1 or (count and x.shape[0] < 2 * (count - 1) + 4 * p - 1):
         raise ValueError("x is too short for out, or no taps")
-    cdef float acc
+    cdef float c = taps[0], a
     with nogil:
+        # tap by tap over every output (the loop over k vectorises), each output summed in
+        # the order of the formula
         for k in range(count):
-            m = 2 * k + 2 * p - 1
-            acc = taps[0] * x[m]
-            for i in range(p):
-                acc = acc + taps[i + 1] * (x[m - 1 - 2 * i] + x[m + 1 + 2 * i])
-            out[k] = acc
+            out[k] = c * x[2 * k + m]
+        for i in range(p):
+            a = taps[i + 1]
+            for k in range(count):
+                out[k] = out[k] + a * (x[2 * k + m - 1 - 2 * i] + x[2 * k + m + 1 + 2 * i])
 
 
 def halfband_interpolate(const float[::1] y, const float[::1] taps, float[::1] out):
@@ -99,18 +101,18 @@ def halfband_interpolate(const float[::1] y, const float[::1] taps, float[::1] o
 
     With taps = (c, b_0, ..., b_{P-1}): out[2k] = c * y[k + P - 1] and
     out[2k + 1] = sum_i b_i * (y[k + P - 1 - i] + y[k + P + i])."""
-    cdef Py_ssize_t p = taps.shape[0] - 1, count = out.shape[0] // 2, k, i, m
+    cdef Py_ssize_t p = taps.shape[0] - 1, count = out.shape[0] // 2, k, i, m = p - 1
     if p < 1 or out.shape[0] % 2 or (count and y.shape[0] < count + 2 * p - 1):
         raise ValueError("y is too short for out, out is odd, or no taps")
-    cdef float acc
+    cdef float c = taps[0], b
     with nogil:
         for k in range(count):
-            m = k + p - 1
-            out[2 * k] = taps[0] * y[m]
-            acc = taps[1] * (y[m] + y[m + 1])
-            for i in range(1, p):
-                acc = acc + taps[i + 1] * (y[m - i] + y[m + 1 + i])
-            out[2 * k + 1] = acc
+            out[2 * k] = c * y[k + m]
+            out[2 * k + 1] = taps[1] * (y[k + m] + y[k + m + 1])
+        for i in range(1, p):
+            b = taps[i + 1]
+            for k in range(count):
+                out[2 * k + 1] = out[2 * k + 1] + b * (y[k + m - i] + y[k + m + 1 + i])
 
 
 def frame_window(const float[::1] x, Py_ssize_t hop, const float[::1] window, float[:, ::1] out):
@@ -150,9 +152,9 @@ def add_clipped(const float[:, ::1] x, const float[::1] mark, float[:, ::1] out)
     cdef Py_ssize_t n = x.shape[0], ch = x.shape[1], i, c
     if mark.shape[0] != n or out.shape[0] != n or out.shape[1] != ch:
         raise ValueError("x, mark and out must have the same number of samples")
-    cdef float v
+    cdef float v, hi = 1.0, lo = -1.0  # float constants: the comparisons stay in float
     with nogil:
         for i in range(n):
             for c in range(ch):
                 v = x[i, c] + mark[i]
-                out[i, c] = 1.0 if v > 1.0 else (-1.0 if v < -1.0 else v)
+                out[i, c] = hi if v > hi else (lo if v < lo else v)
