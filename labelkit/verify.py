@@ -465,6 +465,19 @@ def _report_watermark(report: Report, found, key: WatermarkKey, record: AIGCReco
 # -- text and documents -----------------------------------------------------------------------
 
 
+def _report_explicit(report: Report, spans: list, evidence: dict, found: str, absent: str,
+                     require_visible: bool) -> None:
+    """Report a notice or cue found at ``spans`` (each with ``where``), or its absence."""
+    if not spans:
+        report.explicit = {"status": "absent"}
+        report.add("explicit", "fail" if require_visible else "warn", absent)
+        return
+    edges = any(s.where in ("start", "end") for s in spans)
+    report.explicit = {"status": "present", **evidence}
+    report.add("explicit", "pass" if edges else "warn",
+               found + ("" if edges else "; not at the start or the end"))
+
+
 def _text_parse_message(container) -> str:
     text = getattr(container, "text", None)
     if text is None:
@@ -488,17 +501,11 @@ def _check_text(report: Report, container, policy: Policy, detect_visible: bool,
     kind = getattr(container, "kind", "text")
     if detect_visible:
         spans = find_notices(text, kind)
-        edges = [s for s in spans if s.where in ("start", "end")]
-        if spans:
-            report.explicit = {"status": "present", "spans": [s.to_dict() for s in spans[:20]]}
-            where = ", ".join(w for w in ("start", "middle", "end") if any(s.where == w for s in spans))
-            report.add("explicit", "pass" if edges else "warn",
-                       f"text notice ({spans[0].text!r}) at the {where}"
-                       + ("" if edges else "; not at the start or the end"))
-        else:
-            report.explicit = {"status": "absent"}
-            report.add("explicit", "fail" if require_visible else "warn",
-                       "no notice with an AI element and a generation element (AI生成) found")
+        where = ", ".join(w for w in ("start", "middle", "end") if any(s.where == w for s in spans))
+        _report_explicit(report, spans, {"spans": [s.to_dict() for s in spans[:20]]},
+                         f"text notice ({spans[0].text!r}) at the {where}" if spans else "",
+                         "no notice with an AI element and a generation element (AI生成) found",
+                         require_visible)
     found = detect_text(container._data)  # the bytes: scanning needs no decoding
     paragraphs = f"{found.geometry['carriers']} paragraph(s)"
     if not getattr(formats.handlers()[container.format], "HAS_METADATA", True):
@@ -594,19 +601,12 @@ def _check_audio(report: Report, data, path: str, limits: Limits, policy: Policy
     rate = info.sample_rate
     if detect_visible:
         found = detect_cue(pcm, rate, policy.audio)
-        edges = [s for s in found.spans if s.where in ("start", "end")]
-        if found.present:
-            report.explicit = {"status": "present", **found.to_dict()}
-            where = ", ".join(f"{s.where} {s.start_s:.2f}-{s.end_s:.2f} s" for s in found.spans)
-            report.add("explicit", "pass" if edges else "warn",
-                       f"audible cue (Morse \".- ..\") at {where}"
-                       + ("" if edges else "; not at the start or the end"))
-        else:
-            report.explicit = {"status": "absent"}
-            report.add("explicit", "fail" if require_visible else "warn",
-                       "no audible cue found (labelkit recognises the Morse \".- ..\" cue, not a "
-                       "spoken notice; one is required unless the content was handed out on "
-                       "request with a recipient log, Measures Art. 9)")
+        where = ", ".join(f"{s.where} {s.start_s:.2f}-{s.end_s:.2f} s" for s in found.spans)
+        _report_explicit(report, found.spans, found.to_dict(),
+                         f"audible cue (Morse \".- ..\") at {where}",
+                         "no audible cue found (labelkit recognises the Morse \".- ..\" cue, not "
+                         "a spoken notice; one is required unless the content was handed out on "
+                         "request with a recipient log, Measures Art. 9)", require_visible)
     if watermark_key is not None:
         found = detect_audio(pcm, rate, watermark_key)
         _report_watermark(report, found, watermark_key, record, False, "clips")
