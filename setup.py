@@ -16,7 +16,7 @@ if os.environ.get("LABELKIT_PURE_PYTHON") != "1":
         return Extension(
             f"labelkit._native_{name}",
             [f"src_native/_native_{name}.pyx"],
-            include_dirs=[numpy.get_include()],
+            include_dirs=[numpy.get_include(), "src_native"],
             extra_compile_args=["-O3"],
             define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
         )

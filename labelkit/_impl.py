@@ -40,6 +40,8 @@ KERNELS: dict[str, str] = {
     "vs_runs": "text",
     "paragraph_marks": "text",
     "splice": "text",
+    "green_bias": "tokens",
+    "green_mask": "tokens",
 }
 
 NATIVE_ERRORS: dict[str, str] = {}

@@ -28,6 +28,8 @@ __all__: list[str] = [
     "vs_runs",
     "paragraph_marks",
     "splice",
+    "green_bias",
+    "green_mask",
 ]
 
 
@@ -550,3 +552,51 @@ def splice(data, positions: np.ndarray, insert, out) -> None:
         raise ValueError("positions must increase and lie within the data")
     bounds = [0, *pos, n]
     out[:] = insert.join(bytes(data[a:b]) for a, b in zip(bounds, bounds[1:]))
+
+
+def fmix32(x: np.ndarray) -> np.ndarray:
+    """MurmurHash3's 32-bit finaliser over a uint32 array (green_list.h's lk_fmix32)."""
+    x = x ^ (x >> np.uint32(16))
+    x *= np.uint32(0x85EBCA6B)
+    x ^= x >> np.uint32(13)
+    x *= np.uint32(0xC2B2AE35)
+    x ^= x >> np.uint32(16)
+    return x
+
+
+def _green_rows(hv: np.ndarray, hp: np.ndarray, rows: int, vocab: int, threshold: int):
+    # The same refusals as _native_tokens' _check, with the same exception type.
+    if hv.dtype != np.uint32 or hp.dtype != np.uint32 or hv.ndim != 1 or hp.ndim != 1:
+        raise ValueError("hv and hp must be 1-D uint32 arrays")
+    if hv.shape[0] < vocab:
+        raise ValueError(f"the token table has {hv.shape[0]} entries for a vocabulary of {vocab}")
+    if hp.shape[0] != rows:
+        raise ValueError(f"{hp.shape[0]} context hashes for {rows} rows of scores")
+    for r in range(rows):
+        yield r, fmix32(hv[:vocab] ^ hp[r]) < np.uint32(threshold)
+
+
+def green_bias(scores: np.ndarray, out: np.ndarray, hv: np.ndarray, hp: np.ndarray,
+               threshold: int, delta: float) -> None:
+    """out[r, i] = scores[r, i] + delta where fmix32(hv[i] ^ hp[r]) < threshold, else + 0.
+
+    ``out`` may be ``scores`` itself."""
+    if scores.dtype not in (np.float32, np.float64) or out.dtype != scores.dtype:
+        raise ValueError("scores and out must both be float32 or both float64")
+    if scores.ndim != 2 or out.ndim != 2 or not out.flags.writeable:
+        raise ValueError("scores and out must be 2-D and out writeable")
+    if out.shape != scores.shape:
+        raise ValueError(f"out is {out.shape[0]}x{out.shape[1]}, "
+                         f"the scores {scores.shape[0]}x{scores.shape[1]}")
+    step = scores.dtype.type(delta)
+    zero = scores.dtype.type(0)
+    for r, green in _green_rows(hv, hp, scores.shape[0], scores.shape[1], threshold):
+        np.add(scores[r], np.where(green, step, zero), out=out[r])
+
+
+def green_mask(mask: np.ndarray, hv: np.ndarray, hp: np.ndarray, threshold: int) -> None:
+    """mask[r, i] = 1 where fmix32(hv[i] ^ hp[r]) < threshold, else 0."""
+    if mask.dtype != np.uint8 or mask.ndim != 2 or not mask.flags.writeable:
+        raise ValueError("mask must be a writeable 2-D uint8 array")
+    for r, green in _green_rows(hv, hp, mask.shape[0], mask.shape[1], threshold):
+        mask[r] = green

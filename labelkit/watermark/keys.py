@@ -14,7 +14,7 @@ import numpy as np
 
 from ..errors import KeyFileError
 
-__all__ = ["WatermarkKey", "keyed_uniform", "keyed_permutation"]
+__all__ = ["WatermarkKey", "keyed_uniform", "keyed_permutation", "keyed_words"]
 
 SECRET_BYTES = 32
 
@@ -27,6 +27,11 @@ def keyed_uniform(secret: bytes, domain: str, n: int) -> np.ndarray:
     """n keyed numbers uniform in [0, 1) (53-bit resolution)."""
     raw = np.frombuffer(_stream(secret, domain, 8 * n), dtype=">u8").astype(np.uint64)
     return (raw >> np.uint64(11)).astype(np.float64) * 2.0**-53
+
+
+def keyed_words(secret: bytes, domain: str, n: int) -> np.ndarray:
+    """n keyed uint32 words; the first k are the same for any n >= k (a table can grow)."""
+    return np.frombuffer(_stream(secret, domain, 4 * n), dtype="<u4").astype(np.uint32)
 
 
 def keyed_permutation(secret: bytes, domain: str, n: int) -> np.ndarray:
