@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from .audio.pipeline import AudioStreamLabeler, LabeledPcm
     from .text.pipeline import TextStreamLabeler
     from .video.frames import FrameLabeler
+    from .watermark.tokens import TokenWatermark
 
 __all__ = ["Labeler", "LabelResult"]
 
@@ -253,6 +254,19 @@ class Labeler:
         from .text.pipeline import TextStreamLabeler
 
         return TextStreamLabeler(self, produce_id)
+
+    def token_watermark(self) -> "TokenWatermark":
+        """The generation-time watermark for this provider's key: a numpy logits processor.
+
+        Call ``process(input_ids, scores)`` on each step's logits (or wrap it with
+        ``labelkit.watermark.hf.GreenListLogitsProcessor`` for transformers); its green share
+        and bias come from ``Policy.text``. ``verify(..., tokenizer=...)`` detects it."""
+        from .watermark.tokens import TokenWatermark
+
+        if self.watermark_key is None:
+            raise PolicyError("the token watermark needs the provider's secret key")
+        text = self.policy.text
+        return TokenWatermark(self.watermark_key, gamma=text.token_gamma, delta=text.token_delta)
 
     def _modality(self, src: str | os.PathLike) -> str | None:
         """The file's modality; an MP4 or Matroska file without video is audio (M4A, MKA)."""

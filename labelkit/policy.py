@@ -207,12 +207,16 @@ TEXT_NOTICES = {
 
 @dataclass(frozen=True)
 class TextPolicy:
-    """The text notice, where it goes, and whether prose gets the invisible carrier."""
+    """The text notice, where it goes, whether prose gets the invisible carrier, and the
+    generation-time token watermark's green share and bias (Labeler.token_watermark)."""
 
     placement: str = "start"
     language: str = "zh"  # picks the default notice in TEXT_NOTICES
     notice: str | None = None  # a notice of one's own (with both elements) instead
     carrier: bool = True  # the invisible Unicode carrier in every paragraph
+    # The detector must use the generator's gamma; delta only trades text quality for strength.
+    token_gamma: float = 0.25
+    token_delta: float = 2.5
 
     def __post_init__(self) -> None:
         if self.placement not in TEXT_PLACEMENTS:
@@ -225,6 +229,11 @@ class TextPolicy:
             validate_label_text(self.notice)
             if "\n" in self.notice or "\r" in self.notice:
                 raise PolicyError("the text notice is one line")
+        if not (isinstance(self.token_gamma, (int, float)) and 0.0 < self.token_gamma < 1.0):
+            raise PolicyError(f"token_gamma must lie strictly between 0 and 1, not "
+                              f"{self.token_gamma!r}")
+        if not (isinstance(self.token_delta, (int, float)) and 0.0 <= self.token_delta <= 20.0):
+            raise PolicyError(f"token_delta must be in 0..20 nats, not {self.token_delta!r}")
 
     @property
     def notice_text(self) -> str:

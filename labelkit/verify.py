@@ -68,6 +68,8 @@ class Report:
     explicit: dict[str, Any] = field(default_factory=lambda: {"status": "n/a"})
     signature: dict[str, Any] = field(default_factory=lambda: {"status": "n/a"})
     watermark: dict[str, Any] = field(default_factory=lambda: {"status": "n/a"})
+    # The generation-time token watermark of text: looked for only when a tokenizer is given.
+    token_watermark: dict[str, Any] = field(default_factory=lambda: {"status": "n/a"})
     schema_version: int = SCHEMA_VERSION
 
     def add(self, id: str, status: str, message: str, **evidence: Any) -> None:
@@ -115,6 +117,7 @@ def verify(
     require_visible: bool = False,
     detect_watermark: bool = True,
     watermark_key: WatermarkKey | None = None,
+    tokenizer: Any = None,
     name: str | None = None,
 ) -> Report:
     """Verify a file or bytes and return a Report; raises LabelkitError if it cannot be parsed.
@@ -125,13 +128,17 @@ def verify(
     content handed out under Measures Art. 9 legitimately lacks it, and a label drawn by another
     tool is not recognised). The watermark is looked for when the secret is at hand: ``key``
     (it is derived from the signing key) or ``watermark_key``; it is what still identifies
-    content whose metadata was stripped (verdict ``traces_only``).
+    content whose metadata was stripped (verdict ``traces_only``). For text, ``tokenizer``
+    (the generating model's: a callable from text to token ids, or an object with ``encode``)
+    also tests the generation-time token watermark with the green share of ``policy.text``.
     """
     if isinstance(source, (bytes, bytearray, memoryview)):
         data, path = bytes(source), name or "<bytes>"
     else:
         path = name or os.fspath(source)
         data = formats.load(source, limits)
+    if tokenizer is not None and not (hasattr(tokenizer, "encode") or callable(tokenizer)):
+        raise TypeError("tokenizer must be callable (text -> ids) or have an encode method")
     if key is not None and not isinstance(key, SigningKey):
         key = load_key(key)
     trust = trust if trust is not None else trust_store(key, public_key)
@@ -140,12 +147,12 @@ def verify(
     policy = policy or Policy()
     with named(path):
         return _verify(data, path, trust, policy, limits, detect_visible, require_visible,
-                       watermark_key if detect_watermark else None)
+                       watermark_key if detect_watermark else None, tokenizer)
 
 
 def _verify(data: bytes, path: str, trust: TrustStore, policy: Policy, limits: Limits,
             detect_visible: bool, require_visible: bool,
-            watermark_key: WatermarkKey | None) -> Report:
+            watermark_key: WatermarkKey | None, tokenizer: Any = None) -> Report:
     container = formats.parse(data, path, limits)
     report = Report(path=path, format=container.format)
     from .audio.pipeline import is_audio
@@ -171,6 +178,7 @@ def _verify(data: bytes, path: str, trust: TrustStore, policy: Policy, limits: L
     if modality in ("text", "document"):
         _check_text(report, container, policy, detect_visible, require_visible,
                     watermark_key, record)
+        _check_tokens(report, container, policy, watermark_key, tokenizer)
         report.verdict = _verdict(report)
         return report
     if is_audio(container):
@@ -532,6 +540,57 @@ def _check_text(report: Report, container, policy: Policy, detect_visible: bool,
                             damaged=found.geometry["damaged"])
 
 
+def _check_tokens(report: Report, container, policy: Policy, watermark_key: WatermarkKey | None,
+                  tokenizer: Any) -> None:
+    """The generation-time token watermark of the text the model wrote (notice and carriers
+    removed), tokenized with the caller's tokenizer."""
+    from .explicit.text import find_notices
+    from .watermark.text import strip_carriers
+    from .watermark.tokens import TokenWatermark
+
+    text = getattr(container, "text", None)
+    if tokenizer is None or text is None:
+        report.token_watermark = {"status": "n/a", "message": "no tokenizer given: not looked for"
+                                  if text is not None else "documents' text is not read"}
+        return
+    if watermark_key is None:
+        report.token_watermark = {"status": "n/a", "message": "no secret key given: not looked for"}
+        return
+    body = container.content()
+    for span in reversed(find_notices(body, getattr(container, "kind", "text"))):
+        body = body[:span.start] + body[span.end:]
+    try:
+        ids = _tokenize(tokenizer, strip_carriers(body).strip())
+        found = TokenWatermark(watermark_key, gamma=policy.text.token_gamma).detect(ids)
+    except Exception as exc:  # the caller's tokenizer: any failure is reported, not raised
+        report.token_watermark = {"status": "error", "message": f"tokenizer failed: {exc}"}
+        # warn, not error: the label's own checks stand whatever the caller's tokenizer does
+        report.add("token_watermark", "warn", f"tokenizer failed: {exc}")
+        return
+    counts = found.geometry
+    summary = (f"z = {found.score:.1f} over {counts['scored']} distinct token pairs "
+               f"({counts['green']} green, {counts['gamma']:.0%} expected), p = {found.p_value:.2g}")
+    report.token_watermark = {"status": "present" if found.present else "absent",
+                              **found.to_dict(), **counts}
+    report.token_watermark.pop("payload", None)
+    report.add("token_watermark", "pass" if found.present else "n/a",
+               ("generation watermark present: " if found.present
+                else "no generation watermark: ") + summary)
+
+
+def _tokenize(tokenizer: Any, text: str) -> list[int]:
+    """Token ids from a callable, a tiktoken Encoding, or a transformers/tokenizers tokenizer."""
+    if not hasattr(tokenizer, "encode"):
+        ids = tokenizer(text)
+    elif type(tokenizer).__module__.partition(".")[0] == "tiktoken":
+        # tiktoken refuses text that spells a special token unless told to treat it as text
+        ids = tokenizer.encode(text, disallowed_special=())
+    else:
+        ids = tokenizer.encode(text)
+    ids = getattr(ids, "ids", ids)  # tokenizers.Encoding
+    return [int(i) for i in ids]
+
+
 # -- video ------------------------------------------------------------------------------------
 
 
@@ -624,7 +683,8 @@ def _undecodable(report: Report, exc: LabelkitError, what: str, detect_visible: 
 def _verdict(report: Report) -> str:
     statuses = {c.status for c in report.checks}
     if report.check("label_present") and report.check("label_present").status == "fail":
-        if report.watermark.get("present") or report.explicit.get("status") == "present":
+        if (report.watermark.get("present") or report.token_watermark.get("present")
+                or report.explicit.get("status") == "present"):
             return "traces_only"
         return "not_found" if "error" not in statuses else "inconclusive"
     if "fail" in statuses:

@@ -10,8 +10,9 @@ import traceback
 from typing import Any
 
 from ..errors import KeyFileError, LabelkitError
-from ..policy import ImagePolicy, Policy
+from ..policy import ImagePolicy, Policy, TextPolicy
 from ..signing import load_key
+from ..text.tokenizer import load_tokenizer
 from ..verify import VERDICTS, Report, trust_store, verify
 from ..watermark import WatermarkKey
 from ._common import (
@@ -54,12 +55,14 @@ examples:
   labelkit verify --pubkey provider.key.pub out/
   labelkit verify --pubkey a.pub --pubkey b.pub --json -j 0 out/ > reports.jsonl
   labelkit verify --no-visible photo.jpg
+  labelkit verify --key provider.key --tokenizer ./model-dir answer.md
 
 --json writes one JSON object per line and file: schema_version, path, format, verdict, record
 (the seven fields found, or null), checks (list of {id, status, message, evidence}), carriers,
 and one object per layer (explicit, signature, watermark: present, p_value, payload,
-matches_record). For a video, explicit also has duration_s (how long the label shows from the
-start) and watermark has frames (how many were decoded).
+matches_record; token_watermark with --tokenizer: present, p_value, score (z), scored,
+green). For a video, explicit also has duration_s (how long the label shows from the start)
+and watermark has frames (how many were decoded).
 
 exit status: 0 every file compliant, 1 some file is not, 2 usage error, 3 internal error,
 130 interrupted
@@ -95,6 +98,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                              "with --key: detection needs the provider's secret)")
     parser.add_argument("--text", default=ImagePolicy.text, metavar="TEXT",
                         help="the visible label text to look for, as given to `label --text`")
+    parser.add_argument("--tokenizer", metavar="SPEC",
+                        help="test text for the generation-time token watermark (needs --key), "
+                             "tokenized as the model did: tiktoken:NAME, a tokenizer.json file "
+                             "or a transformers model folder")
+    parser.add_argument("--token-gamma", type=float, default=TextPolicy.token_gamma,
+                        metavar="G", help="the green share the generator used "
+                                          "(Policy.text.token_gamma; default %(default)s)")
     add_jobs_option(parser)
     add_run_options(parser)
     parser.set_defaults(func=run, parser=parser)
@@ -162,9 +172,18 @@ def _config(args: argparse.Namespace) -> dict[str, Any]:
         raise UsageError(f"--text: {exc}") from None
     if args.require_visible and args.no_visible:
         raise UsageError("--require-visible and --no-visible exclude each other")
+    try:
+        TextPolicy(token_gamma=args.token_gamma)
+        if args.tokenizer:
+            load_tokenizer(args.tokenizer)  # fail before any file is read
+    except LabelkitError as exc:
+        raise UsageError(f"--{'tokenizer' if args.tokenizer else 'token-gamma'}: {exc}") from None
+    if args.tokenizer and not args.key:
+        raise UsageError("--tokenizer needs --key: the token watermark is keyed")
     return {"key": args.key, "pubkeys": args.pubkey, "detect_visible": not args.no_visible,
             "require_visible": args.require_visible, "text": args.text,
-            "detect_watermark": not args.no_watermark}
+            "detect_watermark": not args.no_watermark, "tokenizer": args.tokenizer,
+            "token_gamma": args.token_gamma}
 
 
 # -- output ---------------------------------------------------------------------------------
@@ -234,7 +253,9 @@ def _init_worker(config: dict[str, Any]) -> None:
                                 if key is not None and config["detect_watermark"] else None)
     _worker["detect_visible"] = config["detect_visible"]
     _worker["require_visible"] = config["require_visible"]
-    _worker["policy"] = Policy(image=ImagePolicy(text=config["text"]))
+    _worker["policy"] = Policy(image=ImagePolicy(text=config["text"]),
+                               text=TextPolicy(token_gamma=config["token_gamma"]))
+    _worker["tokenizer"] = load_tokenizer(config["tokenizer"]) if config["tokenizer"] else None
 
 
 def _verify_one(item: InputFile) -> tuple[str, dict[str, Any], str]:
@@ -243,7 +264,8 @@ def _verify_one(item: InputFile) -> tuple[str, dict[str, Any], str]:
         report = verify(item.path, trust=_worker["trust"], policy=_worker["policy"],
                         detect_visible=_worker["detect_visible"],
                         require_visible=_worker["require_visible"],
-                        watermark_key=_worker["watermark_key"], name=item.path)
+                        watermark_key=_worker["watermark_key"],
+                        tokenizer=_worker["tokenizer"], name=item.path)
         return ("ok", report.to_dict(), "")
     except LabelkitError as exc:
         # Never "not_found" for a file that could not be read: say it could not be checked.
