@@ -2,6 +2,7 @@
 
 LABELKIT_PURE_PYTHON=1 skips the native build: labelkit then runs on its numpy twins.
 """
+import glob
 import os
 
 from setuptools import setup
@@ -17,6 +18,8 @@ if os.environ.get("LABELKIT_PURE_PYTHON") != "1":
             f"labelkit._native_{name}",
             [f"src_native/_native_{name}.pyx"],
             include_dirs=[numpy.get_include(), "src_native"],
+            # plain-C kernels (see green_list.h for why): rebuilt when they change, and shipped
+            depends=sorted(glob.glob("src_native/*.h")),
             extra_compile_args=["-O3"],
             define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
         )
