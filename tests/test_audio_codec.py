@@ -294,6 +294,7 @@ def test_damaged_files_give_a_labelkit_error(made, tmp_path, name, how):
             result = call(path)
         except LabelkitError as exc:
             assert exc.source == str(path)
+            assert "video" not in str(exc), "an audio file's error speaks of audio"
             continue
         assert how != "garbage", "random bytes are not audio"
         if call is decode_audio:  # what decodes is a prefix, or the whole with damaged samples

@@ -164,8 +164,8 @@ def _describe(inp: Any, source: str, limits: Limits, count_packets: bool) -> tup
 def probe_audio(src: Any, source: str | None = None, limits: Limits = DEFAULT_LIMITS) -> AudioInfo:
     """Describe the first audio stream of ``src`` (path or bytes) without decoding it."""
     source = _name(src, source)
-    with ffmpeg_errors(source, "probe"):
-        with open_input(src, source) as inp:
+    with ffmpeg_errors(source, "probe", "audio"):
+        with open_input(src, source, "audio") as inp:
             return _describe(inp, source, limits, True)[1]
 
 
@@ -195,8 +195,8 @@ def decode_audio(src: Any, source: str | None = None,
     """Decode the first audio stream to float32 (n, channels), with its AudioInfo."""
     source = _name(src, source)
     av_error = av.error.FFmpegError if av is not None else OSError
-    with ffmpeg_errors(source, "decode"):
-        with open_input(src, source) as inp:
+    with ffmpeg_errors(source, "decode", "audio"):
+        with open_input(src, source, "audio") as inp:
             stream, info = _describe(inp, source, limits, False)
             channels = info.channels
             chunks: list[np.ndarray] = []
@@ -426,7 +426,7 @@ def encode_audio(pcm: np.ndarray, rate: int, info: AudioInfo, *, bitrate: int | 
     # No +faststart for MP4: it reopens the output by name, and this one is in memory; the MP4
     # handler writes the label into the moov wherever it is.
     mux: dict[str, str] = {"fflags": "+bitexact"}
-    with ffmpeg_errors(source, "encode"):
+    with ffmpeg_errors(source, "encode", "audio"):
         if codec == "flac":
             bits = 24 if info.bits > 16 else 16
             opts = {"bits_per_raw_sample": str(bits)} if bits == 24 else {}

@@ -22,20 +22,21 @@ except ImportError as exc:  # pragma: no cover - the dependency is declared
 
 
 @contextmanager
-def ffmpeg_errors(source: str, doing: str = "decode") -> Iterator[None]:
-    """Turn FFmpeg's errors (and PyAV's) on hostile input into a LabelkitError naming the file."""
+def ffmpeg_errors(source: str, doing: str = "decode", what: str = "video") -> Iterator[None]:
+    """Turn FFmpeg's errors (and PyAV's) on hostile input into a LabelkitError naming the file
+    and what was being done to what ("cannot decode audio: ...")."""
     try:
         yield
     except LabelkitError:
         raise
     except MemoryError:
-        raise LimitExceeded(f"not enough memory to {doing} the video", source=source) from None
+        raise LimitExceeded(f"not enough memory to {doing} the {what}", source=source) from None
     except Exception as exc:  # noqa: BLE001 - FFmpeg maps every failure to some OSError/ValueError
         if av is not None and isinstance(exc, av.error.FFmpegError):
-            raise CorruptInput(f"cannot {doing} video: {exc.strerror or exc}",
+            raise CorruptInput(f"cannot {doing} {what}: {exc.strerror or exc}",
                                source=source) from None
         if isinstance(exc, (OSError, ValueError, EOFError, IndexError, KeyError, TypeError)):
-            raise CorruptInput(f"cannot {doing} video: {type(exc).__name__}: {exc}",
+            raise CorruptInput(f"cannot {doing} {what}: {type(exc).__name__}: {exc}",
                                source=source) from None
         raise
 
@@ -73,17 +74,17 @@ class _BufferFile(io.RawIOBase):
         super().close()
 
 
-def open_input(data: Any, source: str) -> Any:
+def open_input(data: Any, source: str, what: str = "video") -> Any:
     """An av.InputContainer over a path or a bytes-like buffer (not copied)."""
     if av is None:
-        raise UnsupportedFormat(f"video needs PyAV: {_MISSING}", source=source)
+        raise UnsupportedFormat(f"{what} needs PyAV: {_MISSING}", source=source)
     if isinstance(data, (str, os.PathLike)):
         target = data
     elif isinstance(data, bytes):
         target = io.BytesIO(data)  # shares the bytes until written to, which it never is
     else:
         target = _BufferFile(data)
-    with ffmpeg_errors(source, "open"):
+    with ffmpeg_errors(source, "open", what):
         # Don't let FFmpeg probe forever on junk, nor open other files or URLs a crafted
         # playlist could name (only the given input is read).
         return av.open(target, "r", options={"protocol_whitelist": "file,pipe"})
