@@ -1,9 +1,11 @@
 """Loading the generating model's tokenizer for the token watermark's detector, from a spec.
 
 The detector works on token ids, so it needs the very tokenizer the model sampled with. A spec
-names one without code: ``tiktoken:ENCODING`` (tiktoken's named encodings), a ``tokenizer.json``
-file (Hugging Face tokenizers) or a model directory (transformers' AutoTokenizer, local files
-only: verification never downloads). Each library is optional and imported only when named.
+names one without code: ``tiktoken:ENCODING`` (tiktoken's named encodings; tiktoken fetches an
+encoding's file once into its cache unless ``TIKTOKEN_CACHE_DIR`` already holds it), a
+``tokenizer.json`` file (Hugging Face tokenizers) or a model directory (transformers'
+AutoTokenizer, local files only). Each library is optional and imported only when named; a
+caller with a tokenizer object passes it to ``verify`` directly.
 """
 
 from __future__ import annotations
