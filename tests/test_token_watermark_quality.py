@@ -87,7 +87,7 @@ def test_sampler_passes_the_processor_the_history(lm):
     np.testing.assert_array_equal(seen[-1][:, 1:], s.ids[:, :4])
 
 
-def test_replace_words_replaces_a_fifth(corpus):
+def test_replace_words_replaces_a_fifth():
     rng = np.random.default_rng(0)
     text = " ".join(f"w{i}" for i in range(100))
     out = text_lm.replace_words(text, 0.2, ["ZZ"], rng)
