@@ -30,11 +30,17 @@ system:
 	  else echo "warning: missing system packages:$$missing (tests that need them skip)"; fi; \
 	fi
 
+# The transformers adapter's test runs a tiny random GPT-2 on torch's CPU build, which this
+# machine's pip finds on disk (190 MB); PyPI's default torch is a CUDA build of several GB, so
+# elsewhere use e.g. TORCH_PIP="torch --index-url https://download.pytorch.org/whl/cpu".
+TORCH_PIP ?= torch==2.13.0
+
 # Editable install: builds the Cython kernels in place (labelkit/_native_*.so).
-$(VENV)/.installed: pyproject.toml setup.py $(wildcard src_native/*.pyx src_native/*.pxd)
+$(VENV)/.installed: pyproject.toml setup.py $(wildcard src_native/*.pyx src_native/*.pxd src_native/*.h)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[test]'
+	$(BIN)/python -m pip install -q $(TORCH_PIP)
+	$(BIN)/python -m pip install -q -e '.[test,hf]'
 	touch $@
 
 demo: setup

@@ -8,7 +8,8 @@ Everything is made by code here (no downloads). Steps:
   3. labelkit label: visible label + invisible watermark + metadata label + signature
   4. labelkit verify --json with the secret key: every file compliant, the watermark matching
   5. the in-process API a generation service uses (Labeler.label_image on an array, and
-     VideoWriter streaming fragmented MP4 while frames are generated, and a TTS audio stream)
+     VideoWriter streaming fragmented MP4 while frames are generated, a TTS audio stream, and
+     a language model's token stream with the generation-time token watermark)
   6. what verification says about tampering: an edited field, changed pixels, a copied label
   7. a platform strips the metadata and re-encodes: the watermark still identifies the picture
      or the video
@@ -28,6 +29,8 @@ from PIL import Image
 import labelkit
 from labelkit import features
 from labelkit.cli import main as cli
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # benchmarks.text_lm (the LM)
 
 PRODUCER = "001191110102MAD55U9H0F10002"  # the spec's example code (valid USCC checksum)
 
@@ -302,14 +305,25 @@ def main(argv: list[str]) -> int:
           f"the cue first; equal to labeling the whole clip at once: {same}")
     ok &= same
 
+    # A language model (a bigram model of Python's help topics with GPT-2's tokenizer, offline)
+    # samples 200 tokens with the token watermark; the stream adds the notice and carriers.
+    from benchmarks import text_lm
+
+    lm = text_lm.BigramLM.from_text(text_lm.load_corpus("pydoc-topics").train)
+    rng = np.random.default_rng(7)
+    sampled = text_lm.sample(lm, 200, 1, rng=rng, processor=labeler.token_watermark())
+    tokens = [text_lm.decode([t]) for t in sampled.ids[0]]
     stream = labeler.text_stream()
-    tokens = ["Here", " is", " a", " generated", " answer", ".\n\n", "It", " streams", "."]
     streamed_text = "".join(stream.wrap(iter(tokens)))
-    report = labelkit.verify(streamed_text.encode(), key=key, name="reply.txt")
-    print(f"text_stream: {len(tokens)} tokens -> the notice before the first, a carrier in "
-          f"each paragraph, nothing buffered; verify: {report.verdict}, carrier "
-          f"{report.watermark.get('payload')} in {report.watermark.get('carriers')} paragraphs")
-    ok &= report.verdict == "compliant"
+    (out / "streamed-answer.txt").write_text(streamed_text, encoding="utf-8")
+    report = labelkit.verify(streamed_text.encode(), key=key, name="reply.txt",
+                             tokenizer=text_lm.gpt2_encoding())
+    tw = report.token_watermark
+    print(f"text_stream: {len(tokens)} sampled tokens -> the notice before the first, a carrier "
+          f"in each paragraph, nothing buffered; verify: {report.verdict}, carrier "
+          f"{report.watermark.get('payload')} in {report.watermark.get('carriers')} paragraphs, "
+          f"token watermark {tw.get('status')} (z = {tw.get('score')}, p = {tw.get('p_value'):.1e})")
+    ok &= report.verdict == "compliant" and tw.get("present") is True
 
     banner("6. tampering is caught")
     from labelkit import formats
