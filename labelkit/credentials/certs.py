@@ -177,7 +177,7 @@ def make_dev_credentials(
 
 
 def credential_paths(keyfile: str | os.PathLike) -> tuple[Path, Path, Path]:
-    """Where the C2PA files for KEYFILE go: (KEYFILE.c2pa-key.pem, .c2pa-chain.pem, .c2pa-root.pem)."""
+    """The C2PA files for KEYFILE: KEYFILE.c2pa-key.pem, .c2pa-chain.pem and .c2pa-root.pem."""
     path = Path(keyfile)
     return tuple(path.with_name(path.name + suffix)  # type: ignore[return-value]
                  for suffix in (".c2pa-key.pem", ".c2pa-chain.pem", ".c2pa-root.pem"))
