@@ -157,6 +157,14 @@ def _load() -> None:
                 importlib.import_module(f"{__name__}.{name}")
             except ImportError as exc:  # an optional dependency is missing
                 _registry.missing[name] = str(exc)
+        # Sniffing tries handlers in this order, whatever order they were imported in (a module
+        # may import a handler early): the built-ins as listed, others after, text last.
+        def rank(item: tuple[str, ModuleType]) -> int:
+            stem = item[1].__name__.rpartition(".")[2]  # isobmff.py registers NAME "mp4"
+            return (_BUILTIN.index(stem) if stem in _BUILTIN and stem != "text"
+                    else len(_BUILTIN) if stem != "text" else len(_BUILTIN) + 1)
+
+        _registry.modules = dict(sorted(_registry.modules.items(), key=rank))
         _registry.loaded = True
 
 
