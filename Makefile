@@ -40,7 +40,7 @@ $(VENV)/.installed: pyproject.toml setup.py $(wildcard src_native/*.pyx src_nati
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q $(TORCH_PIP)
-	$(BIN)/python -m pip install -q -e '.[test,hf]'
+	$(BIN)/python -m pip install -q -e '.[test,hf,c2pa]'
 	touch $@
 
 demo: setup

@@ -24,6 +24,7 @@ from .watermark import WatermarkKey, WatermarkTooSmall, embed_image
 
 if TYPE_CHECKING:
     from .audio.pipeline import AudioStreamLabeler, LabeledPcm
+    from .credentials.signer import C2paSigner
     from .text.pipeline import TextStreamLabeler
     from .video.frames import FrameLabeler
     from .watermark.tokens import TokenWatermark
@@ -57,6 +58,7 @@ class Labeler:
         limits: Limits = DEFAULT_LIMITS,
         recipient_log: str | os.PathLike | None = None,
         watermark_key: WatermarkKey | None = None,
+        c2pa: "C2paSigner | None" = None,
     ) -> None:
         check_value_chars("ContentProducer", producer)
         if not producer:
@@ -72,6 +74,8 @@ class Labeler:
         self.limits = limits
         self.recipient_log = Path(recipient_log) if recipient_log else None
         self._log_lock = threading.Lock()
+        # C2PA Content Credentials, signed last over the finished file (where C2PA applies).
+        self.c2pa = c2pa
 
     # -- public API -------------------------------------------------------------------------
 
@@ -104,6 +108,7 @@ class Labeler:
                 fmt = _output_format(format or "png", source)
                 decoded = _decoded_from_pixels(image, fmt, source)
                 result = self._label_decoded(decoded, None, produce_id, source)
+            result = self._credentials(result, source)
         if mode == "omit":
             self._log_recipient(result, recipient, source)
         return result
@@ -160,7 +165,19 @@ class Labeler:
                           else os.fspath(src))
         with named(name):
             mode = self._explicit(explicit, recipient, name)
-            result = label_video(self, src, dst, mode, produce_id, name, durable, progress)
+            if self.c2pa is None:
+                result = label_video(self, src, dst, mode, produce_id, name, durable, progress)
+            else:  # labeled into a temporary file, which the signed file then replaces
+                staging = Path(dst).with_name(f".{Path(dst).name}.{os.getpid()}.c2pa-staging")
+                try:
+                    result = label_video(self, src, staging, mode, produce_id, name, False,
+                                         progress)
+                    result = self._credentials(replace(result, data=staging.read_bytes()),
+                                               name)
+                    atomic_write(dst, result.data, durable=durable)
+                    result = replace(result, data=b"", path=os.fspath(dst))
+                finally:
+                    staging.unlink(missing_ok=True)
         if mode == "omit":
             self._log_recipient(result, recipient, name)
         return result
@@ -184,6 +201,7 @@ class Labeler:
         with named(source):
             mode = self._explicit(explicit, recipient, source)
             result = label_audio_file(self, bytes(data), mode, produce_id, source)
+            result = self._credentials(result, source)
         if mode == "omit":
             self._log_recipient(result, recipient, source)
         return result
@@ -226,6 +244,7 @@ class Labeler:
         with named(source):
             mode = self._explicit(explicit, recipient, source)
             result = label_text(self, data, kind, mode, produce_id, source)
+            result = self._credentials(result, source)
         if mode == "omit":
             self._log_recipient(result, recipient, source)
         return result
@@ -245,6 +264,7 @@ class Labeler:
         with named(source):
             mode = self._explicit(explicit, recipient, source)
             result = label_document(self, bytes(data), mode, produce_id, source)
+            result = self._credentials(result, source)
         if mode == "omit":
             self._log_recipient(result, recipient, source)
         return result
@@ -267,6 +287,25 @@ class Labeler:
             raise PolicyError("the token watermark needs the provider's secret key")
         text = self.policy.text
         return TokenWatermark(self.watermark_key, gamma=text.token_gamma, delta=text.token_delta)
+
+    def _credentials(self, result: LabelResult, source: str) -> LabelResult:
+        """Sign the C2PA manifest into the finished file, last (a note where C2PA does not apply)."""
+        if self.c2pa is None:
+            return result
+        from .credentials.manifest import build_manifest, mime_type, not_applicable
+
+        container = formats.parse(result.data, source, self.limits)
+        mime = mime_type(container)
+        if mime is None:
+            return replace(result, notes=(*result.notes, "C2PA not applicable: "
+                                          + not_applicable(result.format)))
+        modality = formats.handlers()[result.format].MODALITY
+        kind = "audio" if mime.startswith("audio/") else modality
+        manifest = build_manifest(result.record, title=Path(source).name or result.format,
+                                  generator=self.policy.generator,
+                                  watermark_payload=result.watermark_payload, watermark=kind)
+        data = self.c2pa.sign(result.data, mime, manifest, source)
+        return replace(result, data=data, layers=(*result.layers, "c2pa"))
 
     def _modality(self, src: str | os.PathLike) -> str | None:
         """The file's modality; an MP4 or Matroska file without video is audio (M4A, MKA)."""

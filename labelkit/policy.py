@@ -253,6 +253,12 @@ class Policy:
     video: VideoPolicy = field(default_factory=VideoPolicy)
     audio: AudioPolicy = field(default_factory=AudioPolicy)
     text: TextPolicy = field(default_factory=TextPolicy)
+    # The model or service that generated the content: named in the C2PA manifest's
+    # c2pa.created action beside labelkit (Labeler(c2pa=...)); empty: labelkit only.
+    generator: str = ""
 
     def __post_init__(self) -> None:
         explicit_mode(self.explicit)
+        if not isinstance(self.generator, str) or len(self.generator) > 200 or any(
+                ord(c) < 32 for c in self.generator):
+            raise PolicyError("the generator's name is a line of at most 200 characters")

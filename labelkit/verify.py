@@ -70,6 +70,8 @@ class Report:
     watermark: dict[str, Any] = field(default_factory=lambda: {"status": "n/a"})
     # The generation-time token watermark of text: looked for only when a tokenizer is given.
     token_watermark: dict[str, Any] = field(default_factory=lambda: {"status": "n/a"})
+    # C2PA Content Credentials: trusted / valid (untrusted) / invalid / absent / n/a.
+    c2pa: dict[str, Any] = field(default_factory=lambda: {"status": "n/a"})
     schema_version: int = SCHEMA_VERSION
 
     def add(self, id: str, status: str, message: str, **evidence: Any) -> None:
@@ -118,6 +120,8 @@ def verify(
     detect_watermark: bool = True,
     watermark_key: WatermarkKey | None = None,
     tokenizer: Any = None,
+    c2pa_trust: Any = None,
+    check_c2pa: bool = True,
     name: str | None = None,
 ) -> Report:
     """Verify a file or bytes and return a Report; raises LabelkitError if it cannot be parsed.
@@ -131,6 +135,8 @@ def verify(
     content whose metadata was stripped (verdict ``traces_only``). For text, ``tokenizer``
     (the generating model's: a callable from text to token ids, or an object with ``encode``)
     also tests the generation-time token watermark with the green share of ``policy.text``.
+    A C2PA manifest is validated offline (``check_c2pa``) against ``c2pa_trust``: PEM text of
+    the trust anchors, or CA file paths.
     """
     if isinstance(source, (bytes, bytearray, memoryview)):
         data, path = bytes(source), name or "<bytes>"
@@ -147,12 +153,26 @@ def verify(
     policy = policy or Policy()
     with named(path):
         return _verify(data, path, trust, policy, limits, detect_visible, require_visible,
-                       watermark_key if detect_watermark else None, tokenizer)
+                       watermark_key if detect_watermark else None, tokenizer,
+                       c2pa_anchors(c2pa_trust) if check_c2pa else False)
+
+
+def c2pa_anchors(trust: Any) -> str:
+    """PEM text of C2PA trust anchors from PEM text, a CA file path, or several paths."""
+    if trust is None:
+        return ""
+    if isinstance(trust, str) and "-----BEGIN" in trust:
+        return trust
+    from .credentials.certs import load_trust_anchors
+
+    paths = [trust] if isinstance(trust, (str, os.PathLike)) else list(trust)
+    return load_trust_anchors(paths)
 
 
 def _verify(data: bytes, path: str, trust: TrustStore, policy: Policy, limits: Limits,
             detect_visible: bool, require_visible: bool,
-            watermark_key: WatermarkKey | None, tokenizer: Any = None) -> Report:
+            watermark_key: WatermarkKey | None, tokenizer: Any = None,
+            anchors: str | bool = "") -> Report:
     container = formats.parse(data, path, limits)
     report = Report(path=path, format=container.format)
     from .audio.pipeline import is_audio
@@ -179,18 +199,25 @@ def _verify(data: bytes, path: str, trust: TrustStore, policy: Policy, limits: L
         _check_text(report, container, policy, detect_visible, require_visible,
                     watermark_key, record)
         _check_tokens(report, container, policy, watermark_key, tokenizer)
-        report.verdict = _verdict(report)
-        return report
-    if is_audio(container):
+    elif is_audio(container):
         _check_audio(report, data, path, limits, policy, detect_visible, require_visible,
                      watermark_key, record)
-        report.verdict = _verdict(report)
-        return report
-    if formats.handlers()[container.format].MODALITY == "video":
+    elif modality == "video":
         _check_video(report, data, path, limits, policy, detect_visible, require_visible,
                      watermark_key, record)
-        report.verdict = _verdict(report)
-        return report
+    else:
+        _check_picture(report, data, container, limits, policy, detect_visible,
+                       require_visible, watermark_key, record)
+    if anchors is not False:  # False: not looked for; "" looked for without trust anchors
+        _check_c2pa(report, data, container, anchors or None, record)
+    report.verdict = _verdict(report)
+    return report
+
+
+def _check_picture(report: Report, data: bytes, container, limits: Limits, policy: Policy,
+                   detect_visible: bool, require_visible: bool,
+                   watermark_key: WatermarkKey | None, record: AIGCRecord | None) -> None:
+    """A picture's own checks: the visible label and the watermark, from its first frame."""
     pixels = None
     if detect_visible or watermark_key is not None:
         try:
@@ -203,8 +230,28 @@ def _verify(data: bytes, path: str, trust: TrustStore, policy: Policy, limits: L
         _check_watermark(report, pixels, watermark_key, record)
     elif watermark_key is None:
         report.watermark = {"status": "n/a", "message": "no secret key given: not looked for"}
-    report.verdict = _verdict(report)
-    return report
+
+
+def _check_c2pa(report: Report, data: bytes, container, anchors: str | None,
+                record: AIGCRecord | None) -> None:
+    """The C2PA manifest: its validation state, and whether its AIGC assertion is the label."""
+    from .credentials.reader import read_credentials
+
+    found = read_credentials(data, container, trust_anchors=anchors, record=record)
+    binding = found.get("soft_binding")
+    if binding is not None:  # the watermark found in the content, if it was looked for
+        seen = report.watermark.get("payload") if report.watermark.get("present") else None
+        binding["matches_watermark"] = None if seen is None else seen == binding["payload"]
+    report.c2pa = found
+    status = found["status"]
+    if status in ("trusted", "valid", "invalid"):
+        report.add("c2pa", {"trusted": "pass", "valid": "warn", "invalid": "fail"}[status],
+                   found["message"], failures=found.get("failures") or None)
+    if found.get("aigc_matches_label") is False:
+        report.add("c2pa_aigc", "fail", "the C2PA manifest's AIGC assertion differs from the "
+                   "metadata label", assertion=found.get("aigc"))
+    elif found.get("aigc_matches_label"):
+        report.add("c2pa_aigc", "pass", "the C2PA manifest's AIGC assertion is the metadata label")
 
 
 def read_record(

@@ -66,6 +66,8 @@ examples:
       --text "AI生成 AI-generated" --position top-left img1.png img2.webp
   labelkit label --producer 001191110102MAD55U9H0F10002 --key provider.key -o out/ \\
       --no-explicit --recipient customer-42 --recipient-log recipients.jsonl photos/
+  labelkit label --producer 001191110102MAD55U9H0F10002 --key provider.key -o out/ \\
+      --c2pa --generator "Example Diffusion 3" renders/
 
 Ctrl-C stops after the files in progress (a second Ctrl-C stops at once); nothing partial is
 left behind. exit status: 0 all labeled (or already done), 1 some file failed, 2 usage error,
@@ -172,6 +174,21 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                       help="a notice of your own (one line, with an AI and a 生成/合成 element)")
     text.add_argument("--no-carrier", action="store_true",
                       help="no invisible Unicode carrier in the text's paragraphs")
+    cred = parser.add_argument_group(
+        "C2PA", "Content Credentials signed last into JPEG, PNG, WebP, GIF, TIFF, MP4, MOV, M4A, "
+        "WAV, MP3 and FLAC (other formats: not applicable, noted); needs c2pa-python")
+    cred.add_argument("--c2pa", action="store_true",
+                      help="add a C2PA manifest, signed with KEYFILE.c2pa-key.pem and "
+                           "KEYFILE.c2pa-chain.pem (from `labelkit keygen --c2pa`) unless "
+                           "--c2pa-chain/--c2pa-key name others")
+    cred.add_argument("--c2pa-chain", metavar="PEM",
+                      help="the signing certificate chain, leaf first (implies --c2pa)")
+    cred.add_argument("--c2pa-key", metavar="PEM", help="the leaf's private key (implies --c2pa)")
+    cred.add_argument("--c2pa-tsa", metavar="URL",
+                      help="an RFC 3161 timestamp authority (default: none; offline signing)")
+    cred.add_argument("--generator", default="", metavar="NAME",
+                      help="the model or service that generated the content, named in the "
+                           "manifest beside labelkit")
     add_run_options(parser)
     parser.set_defaults(func=run, parser=parser)
 
@@ -294,6 +311,7 @@ def _config(args: argparse.Namespace) -> dict[str, Any]:
         raise UsageError(f"--key: {exc}") from None
     explicit = "omit" if args.no_explicit else "present" if args.metadata_only else "apply"
     drawn = explicit == "apply"
+    c2pa = _c2pa_config(args)
     return {
         "producer": args.producer,
         "key": os.path.abspath(args.key),  # workers may start elsewhere (spawn)
@@ -308,6 +326,8 @@ def _config(args: argparse.Namespace) -> dict[str, Any]:
         "video": [video.duration_s, video.placement, video.crf, video.preset],
         "audio": audio_config,
         "text_policy": text_config,
+        "c2pa": c2pa,
+        "generator": args.generator,
         # Everything that shapes an output: a change means earlier outputs are not "done".
         "settings": {
             "producer": args.producer,
@@ -322,8 +342,33 @@ def _config(args: argparse.Namespace) -> dict[str, Any]:
             if drawn else None,
             "audio": audio_config if drawn else None,
             "text_policy": text_config,
+            "c2pa": [c2pa["fingerprint"], c2pa["tsa"], args.generator] if c2pa else None,
         },
     }
+
+
+def _c2pa_config(args: argparse.Namespace) -> dict[str, Any] | None:
+    """The C2PA signer's files, checked now (so a bad chain fails before any file is read)."""
+    if not (args.c2pa or args.c2pa_chain or args.c2pa_key):
+        if args.c2pa_tsa or args.generator:
+            raise UsageError("--c2pa-tsa and --generator only apply with --c2pa")
+        return None
+    from ..credentials.certs import credential_paths, load_credentials
+    from ..credentials.signer import C2paSigner
+
+    key_path, chain_path, _ = credential_paths(args.key)
+    chain = os.path.abspath(args.c2pa_chain or chain_path)
+    key = os.path.abspath(args.c2pa_key or key_path)
+    try:
+        credentials = load_credentials(chain, key)
+        C2paSigner(credentials, tsa_url=args.c2pa_tsa)
+        Policy(generator=args.generator)
+    except LabelkitError as exc:
+        raise UsageError(f"--c2pa: {exc}") from None
+    from cryptography.hazmat.primitives import hashes
+
+    fingerprint = credentials.leaf.fingerprint(hashes.SHA256()).hex()
+    return {"chain": chain, "key": key, "tsa": args.c2pa_tsa, "fingerprint": fingerprint}
 
 
 def _plan(inputs: Inputs, outdir: str, journal: Journal, force: bool
@@ -447,9 +492,15 @@ def _init_worker(config: dict[str, Any], frames: Any = None, tick: Any = None) -
                                       notice=config["audio"][1], level_dbfs=config["audio"][2],
                                       bitrate=config["audio"][3],
                                       watermark_strength=config["audio"][4]),
-                    text=TextPolicy(*config["text_policy"]))
+                    text=TextPolicy(*config["text_policy"]), generator=config["generator"])
+    signer = None
+    if config["c2pa"]:
+        from ..credentials.signer import C2paSigner
+
+        signer = C2paSigner.from_files(config["c2pa"]["chain"], config["c2pa"]["key"],
+                                       tsa_url=config["c2pa"]["tsa"])
     _worker["labeler"] = Labeler(config["producer"], config["key"], policy,
-                                 recipient_log=config["recipient_log"])
+                                 recipient_log=config["recipient_log"], c2pa=signer)
     _worker["recipient"] = config["recipient"]
     _worker["explicit"] = config["explicit"]
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 import traceback
@@ -56,12 +57,14 @@ examples:
   labelkit verify --pubkey a.pub --pubkey b.pub --json -j 0 out/ > reports.jsonl
   labelkit verify --no-visible photo.jpg
   labelkit verify --key provider.key --tokenizer ./model-dir answer.md
+  labelkit verify --pubkey provider.key.pub --c2pa-trust provider.key.c2pa-root.pem out/
 
 --json writes one JSON object per line and file: schema_version, path, format, verdict, record
 (the seven fields found, or null), checks (list of {id, status, message, evidence}), carriers,
 and one object per layer (explicit, signature, watermark: present, p_value, payload,
 matches_record; token_watermark with --tokenizer: present, p_value, score (z), scored,
-green). For a video, explicit also has duration_s (how long the label shows from the start)
+green; c2pa: status trusted / valid / invalid / absent / n/a, failures, signer,
+aigc_matches_label, soft_binding). For a video, explicit also has duration_s (how long the label shows from the start)
 and watermark has frames (how many were decoded).
 
 exit status: 0 every file compliant, 1 some file is not, 2 usage error, 3 internal error,
@@ -102,6 +105,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                         help="test text for the generation-time token watermark (needs --key), "
                              "tokenized as the model did: tiktoken:NAME, a tokenizer.json file "
                              "or a transformers model folder")
+    parser.add_argument("--c2pa-trust", action="append", metavar="ROOT.pem",
+                        help="a C2PA trust anchor (CA certificate, e.g. KEYFILE.c2pa-root.pem); "
+                             "repeat for several. Without one, an intact manifest is reported "
+                             "valid but untrusted")
+    parser.add_argument("--no-c2pa", action="store_true",
+                        help="skip reading C2PA manifests")
     parser.add_argument("--token-gamma", type=float, default=TextPolicy.token_gamma,
                         metavar="G", help="the green share the generator used "
                                           "(Policy.text.token_gamma; default %(default)s)")
@@ -180,9 +189,20 @@ def _config(args: argparse.Namespace) -> dict[str, Any]:
         raise UsageError(f"--{'tokenizer' if args.tokenizer else 'token-gamma'}: {exc}") from None
     if args.tokenizer and not args.key:
         raise UsageError("--tokenizer needs --key: the token watermark is keyed")
+    anchors = ""
+    if args.c2pa_trust:
+        if args.no_c2pa:
+            raise UsageError("--c2pa-trust and --no-c2pa exclude each other")
+        from ..verify import c2pa_anchors
+
+        try:
+            anchors = c2pa_anchors([os.path.abspath(p) for p in args.c2pa_trust])
+        except LabelkitError as exc:
+            raise UsageError(f"--c2pa-trust: {exc}") from None
     return {"key": args.key, "pubkeys": args.pubkey, "detect_visible": not args.no_visible,
             "require_visible": args.require_visible, "text": args.text,
             "detect_watermark": not args.no_watermark, "tokenizer": args.tokenizer,
+            "c2pa_trust": anchors, "check_c2pa": not args.no_c2pa,
             "token_gamma": args.token_gamma}
 
 
@@ -256,6 +276,8 @@ def _init_worker(config: dict[str, Any]) -> None:
     _worker["policy"] = Policy(image=ImagePolicy(text=config["text"]),
                                text=TextPolicy(token_gamma=config["token_gamma"]))
     _worker["tokenizer"] = load_tokenizer(config["tokenizer"]) if config["tokenizer"] else None
+    _worker["c2pa"] = {"c2pa_trust": config["c2pa_trust"] or None,
+                       "check_c2pa": config["check_c2pa"]}
 
 
 def _verify_one(item: InputFile) -> tuple[str, dict[str, Any], str]:
@@ -265,7 +287,7 @@ def _verify_one(item: InputFile) -> tuple[str, dict[str, Any], str]:
                         detect_visible=_worker["detect_visible"],
                         require_visible=_worker["require_visible"],
                         watermark_key=_worker["watermark_key"],
-                        tokenizer=_worker["tokenizer"], name=item.path)
+                        tokenizer=_worker["tokenizer"], **_worker["c2pa"], name=item.path)
         return ("ok", report.to_dict(), "")
     except LabelkitError as exc:
         # Never "not_found" for a file that could not be read: say it could not be checked.
