@@ -5,8 +5,10 @@ Everything is made by code here (no downloads). Steps:
   1. a provider key pair (labelkit keygen)
   2. sample generated pictures in five formats (one an animated GIF), videos (MP4, MKV) and
      voice-like audio (WAV, MP3, FLAC, Ogg Opus, M4A)
-  3. labelkit label: visible label + invisible watermark + metadata label + signature
-  4. labelkit verify --json with the secret key: every file compliant, the watermark matching
+  3. labelkit label: visible label + invisible watermark + metadata label + signature + C2PA
+     Content Credentials (where C2PA applies)
+  4. labelkit verify --json with the secret key and the C2PA trust anchor: every file
+     compliant, the watermark matching, the Content Credentials trusted
   5. the in-process API a generation service uses (Labeler.label_image on an array, and
      VideoWriter streaming fragmented MP4 while frames are generated, a TTS audio stream, and
      a language model's token stream with the generation-time token watermark)
@@ -192,11 +194,12 @@ def banner(text: str) -> None:
 
 
 def verify_json(folder: Path, keyfile: Path) -> list[dict]:
-    """Run `labelkit verify --json --key` on a folder and return the reports, one per file."""
+    """Run `labelkit verify --json --key --c2pa-trust` on a folder: the reports, one per file."""
     out = io.StringIO()
     stdout, sys.stdout = sys.stdout, out
     try:
-        cli(["verify", "--json", "--key", str(keyfile), str(folder)])
+        cli(["verify", "--json", "--key", str(keyfile), "--c2pa-trust",
+             f"{keyfile}.c2pa-root.pem", str(folder)])
     finally:
         sys.stdout = stdout
     return [json.loads(line) for line in out.getvalue().splitlines()]
@@ -212,19 +215,20 @@ def main(argv: list[str]) -> int:
     banner("1. provider key pair")
     keyfile = out / "provider.key"
     out.mkdir(parents=True)
-    assert cli(["keygen", "-o", str(keyfile)]) == 0
+    assert cli(["keygen", "-o", str(keyfile), "--c2pa"]) == 0
     pub = Path(str(keyfile) + ".pub")
-    print(f"secret key {keyfile} (mode 0600), public key {pub}")
+    print(f"secret key {keyfile} (mode 0600), public key {pub}, and C2PA development "
+          "credentials (a CA, and a signing certificate it issued)")
 
     banner("2. sample generated content")
     samples = make_samples(out / "generated")
     for p in samples:
         print(f"  {p}  {p.stat().st_size:>8} bytes")
 
-    banner("3. labelkit label (visible label + watermark + metadata label + signature)")
+    banner("3. labelkit label (visible label + watermark + metadata label + signature + C2PA)")
     labeled = out / "labeled"
     rc = cli(["label", "--producer", PRODUCER, "--key", str(keyfile), "-o", str(labeled),
-              str(out / "generated")])
+              "--c2pa", "--generator", "labelkit demo scenes", str(out / "generated")])
     if rc != 0:
         print(f"labelkit label exited {rc}")
         return rc
@@ -267,6 +271,12 @@ def main(argv: list[str]) -> int:
             ok &= wm["matches_record"] is True
         else:
             print(f"  watermark: {wm.get('status')} {wm.get('message', '')}".rstrip())
+        cred = report["c2pa"]
+        print(f"  C2PA: {cred.get('status')}"
+              + (f", AIGC assertion = the label: {cred.get('aigc_matches_label')}"
+                 if cred.get("status") != "n/a" else f" ({cred.get('message')})"))
+        ok &= cred.get("status") in ("trusted", "n/a") and cred.get("aigc_matches_label") in (
+            True, None)
         for c in report["checks"]:
             if c["status"] != "pass":
                 print(f"  [{c['status']}] {c['id']}: {c['message']}")
