@@ -292,3 +292,17 @@ def test_signing_keeps_the_pixels_and_the_label(key, dev):
         assert np.array_equal(np.asarray(a), np.asarray(b))
     assert ([c.text for c in formats.parse(after).carriers]
             == [c.text for c in formats.parse(before.data).carriers])
+
+
+@pytest.mark.parametrize("where", [0.1, 0.3, 0.5])  # past ~0.8: signature padding
+def test_a_damaged_manifest_is_invalid_not_a_crash(labeled, dev, key, where):
+    data = bytearray(labeled["photo.jpg"][0].read_bytes())
+    start = data.index(b"\xff\xeb")  # the APP11 segment holding the JUMBF manifest store
+    length = int.from_bytes(data[start + 2:start + 4], "big")
+    data[start + 4 + int(length * where)] ^= 0x40
+    report = verify(bytes(data), key=key, c2pa_trust=dev[1].decode(), name="damaged.jpg")
+    assert report.c2pa["status"] in ("invalid", "absent")
+    if report.c2pa["status"] == "invalid":
+        assert report.check("c2pa").status == "fail"
+    # the GB 45438 label is untouched by damage to the manifest
+    assert report.check("signature") is None or report.signature["status"] == "valid"
