@@ -228,7 +228,8 @@ def main(argv: list[str]) -> int:
     banner("3. labelkit label (visible label + watermark + metadata label + signature + C2PA)")
     labeled = out / "labeled"
     rc = cli(["label", "--producer", PRODUCER, "--key", str(keyfile), "-o", str(labeled),
-              "--c2pa", "--generator", "labelkit demo scenes", str(out / "generated")])
+              "--c2pa", "--generator", "labelkit demo scenes", "--ledger",
+              str(out / "ledger.sqlite3"), str(out / "generated")])
     if rc != 0:
         print(f"labelkit label exited {rc}")
         return rc
@@ -280,6 +281,15 @@ def main(argv: list[str]) -> int:
         for c in report["checks"]:
             if c["status"] != "pass":
                 print(f"  [{c['status']}] {c['id']}: {c['message']}")
+
+    from labelkit.ledger import open_ledger
+
+    with open_ledger(out / "ledger.sqlite3") as ledger:
+        rows = list(ledger.entries())
+        print(f"\nledger {out / 'ledger.sqlite3'}: {len(rows)} item(s) recorded "
+              f"(ProduceID, producer, modality, essence digest, watermark payload, explicit "
+              f"label, time); e.g. {rows[0].produce_id} {rows[0].modality} {rows[0].format}")
+        ok &= len(rows) == len(samples)
 
     banner("5. in-process API (a generation service)")
     key = labelkit.load_key(keyfile)

@@ -15,16 +15,17 @@ from PIL import Image
 
 from . import formats, imaging
 from .errors import LabelkitError, PolicyError, named
-from .fileio import atomic_write, read_input
+from .fileio import atomic_write, map_input, read_input
 from .limits import DEFAULT_LIMITS, Limits
 from .policy import Policy, explicit_mode
 from .record import AIGCRecord, check_value_chars, new_produce_id
-from .signing import SigningKey, load_key, sign_rc1
+from .signing import SigningKey, load_key, parse_rc1, sign_rc1
 from .watermark import WatermarkKey, WatermarkTooSmall, embed_image
 
 if TYPE_CHECKING:
     from .audio.pipeline import AudioStreamLabeler, LabeledPcm
     from .credentials.signer import C2paSigner
+    from .ledger import SqlLedger
     from .text.pipeline import TextStreamLabeler
     from .video.frames import FrameLabeler
     from .watermark.tokens import TokenWatermark
@@ -59,6 +60,7 @@ class Labeler:
         recipient_log: str | os.PathLike | None = None,
         watermark_key: WatermarkKey | None = None,
         c2pa: "C2paSigner | None" = None,
+        ledger: "SqlLedger | None" = None,
     ) -> None:
         check_value_chars("ContentProducer", producer)
         if not producer:
@@ -76,6 +78,8 @@ class Labeler:
         self._log_lock = threading.Lock()
         # C2PA Content Credentials, signed last over the finished file (where C2PA applies).
         self.c2pa = c2pa
+        # Every labeled item is recorded there (labelkit.ledger.open_ledger), recipients too.
+        self.ledger = ledger
 
     # -- public API -------------------------------------------------------------------------
 
@@ -94,8 +98,8 @@ class Labeler:
         Bytes keep their format (``format`` must match it if given); pixels are encoded as
         ``format`` (default PNG). ``explicit`` overrides the policy: True/"apply" draws the
         visible label; "present" (the content already carries it) and False/"omit" write the
-        metadata without re-encoding. "omit" is allowed only with a ``recipient``, logged to
-        ``recipient_log`` (Labeling Measures Art. 9).
+        metadata without re-encoding. "omit" is allowed only with a ``recipient``, recorded in
+        the ``ledger`` and/or ``recipient_log`` (Labeling Measures Art. 9).
         """
         with named(source):
             mode = self._explicit(explicit, recipient, source)
@@ -109,8 +113,7 @@ class Labeler:
                 decoded = _decoded_from_pixels(image, fmt, source)
                 result = self._label_decoded(decoded, None, produce_id, source)
             result = self._credentials(result, source)
-        if mode == "omit":
-            self._log_recipient(result, recipient, source)
+        self._done(result, mode, recipient, source, "image")
         return result
 
     def label_file(
@@ -178,8 +181,7 @@ class Labeler:
                     result = replace(result, data=b"", path=os.fspath(dst))
                 finally:
                     staging.unlink(missing_ok=True)
-        if mode == "omit":
-            self._log_recipient(result, recipient, name)
+        self._done(result, mode, recipient, name, "video")
         return result
 
     def label_audio(
@@ -202,8 +204,7 @@ class Labeler:
             mode = self._explicit(explicit, recipient, source)
             result = label_audio_file(self, bytes(data), mode, produce_id, source)
             result = self._credentials(result, source)
-        if mode == "omit":
-            self._log_recipient(result, recipient, source)
+        self._done(result, mode, recipient, source, "audio")
         return result
 
     def label_pcm(self, pcm: np.ndarray, rate: int, *, produce_id: str | None = None
@@ -245,8 +246,7 @@ class Labeler:
             mode = self._explicit(explicit, recipient, source)
             result = label_text(self, data, kind, mode, produce_id, source)
             result = self._credentials(result, source)
-        if mode == "omit":
-            self._log_recipient(result, recipient, source)
+        self._done(result, mode, recipient, source, "text")
         return result
 
     def label_document(
@@ -265,8 +265,7 @@ class Labeler:
             mode = self._explicit(explicit, recipient, source)
             result = label_document(self, bytes(data), mode, produce_id, source)
             result = self._credentials(result, source)
-        if mode == "omit":
-            self._log_recipient(result, recipient, source)
+        self._done(result, mode, recipient, source, "document")
         return result
 
     def text_stream(self, *, produce_id: str | None = None) -> "TextStreamLabeler":
@@ -347,9 +346,10 @@ class Labeler:
                     "on record (Labeling Measures Art. 9): pass recipient=...",
                     source=source,
                 )
-            if self.recipient_log is None:
+            if self.recipient_log is None and self.ledger is None:
                 raise PolicyError(
-                    "explicit=False needs a recipient log: configure Labeler(recipient_log=...)",
+                    "explicit=False needs the recipient recorded: configure "
+                    "Labeler(ledger=...) or Labeler(recipient_log=...)",
                     source=source,
                 )
         return mode
@@ -447,6 +447,31 @@ class Labeler:
         record = AIGCRecord(label="1", content_producer=self.producer,
                             produce_id=fields["ProduceID"], reserved_code1=rc1)
         return record, layers
+
+    def _done(self, result: LabelResult, mode: str, recipient: str | None, source: str,
+              modality: str) -> None:
+        """Record a finished item: in the ledger, and its recipient in the recipient log."""
+        if mode == "omit" and self.recipient_log is not None:
+            self._log_recipient(result, recipient, source)
+        if self.ledger is not None:
+            from .ledger import LedgerEntry
+
+            self.ledger.record(LedgerEntry(
+                produce_id=result.record.produce_id, producer=result.record.content_producer,
+                modality=modality, format=result.format,
+                essence_digest=self._essence_digest(result, source).hex(),
+                watermark_payload=(None if result.watermark_payload is None
+                                   else f"{result.watermark_payload:016x}"),
+                explicit=mode, recipient=recipient if mode == "omit" else None,
+                layers=",".join(result.layers), labeled_at=int(time.time() * 1000)))
+
+    def _essence_digest(self, result: LabelResult, source: str) -> bytes:
+        """The essence digest ReservedCode1 signs; computed from the output when unsigned."""
+        rc1 = parse_rc1(result.record.reserved_code1) if result.record.reserved_code1 else None
+        if rc1 is not None:
+            return rc1.digest
+        data = result.data or map_input(result.path, self.limits)
+        return formats.essence_digest(formats.parse(data, source, self.limits))
 
     def _log_recipient(self, result: LabelResult, recipient: str | None, source: str) -> None:
         entry = {

@@ -75,3 +75,15 @@ def astronaut() -> np.ndarray:
 @pytest.fixture(scope="session")
 def coffee() -> np.ndarray:
     return skimage_photo("coffee.png")
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _private_data_home(tmp_path_factory):
+    """The CLI records into the default ledger: keep it out of the real home directory."""
+    previous = os.environ.get("XDG_DATA_HOME")
+    os.environ["XDG_DATA_HOME"] = str(tmp_path_factory.mktemp("data-home"))
+    yield
+    if previous is None:
+        os.environ.pop("XDG_DATA_HOME", None)
+    else:
+        os.environ["XDG_DATA_HOME"] = previous

@@ -86,7 +86,7 @@ def test_metadata_only_needs_recipient_log(key, coffee, tmp_path):
     plain = labelkit.Labeler(PRODUCER, key)
     with pytest.raises(PolicyError, match="Art. 9"):
         plain.label_image(data, explicit=False)
-    with pytest.raises(PolicyError, match="recipient log"):
+    with pytest.raises(PolicyError, match="recipient recorded"):
         plain.label_image(data, explicit=False, recipient="user-42")
     log = tmp_path / "log" / "recipients.jsonl"
     lab = labelkit.Labeler(PRODUCER, key, recipient_log=log)

@@ -40,7 +40,7 @@ exit status: 0 ok, 1 some file failed or is not compliant, 2 usage error, 3 inte
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser for ``labelkit`` and its commands."""
-    from . import keygen, label, verify
+    from . import keygen, label, ledger, verify
     from .. import __version__
 
     parser = argparse.ArgumentParser(
@@ -56,6 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
     keygen.add_parser(subparsers)
     label.add_parser(subparsers)
     verify.add_parser(subparsers)
+    ledger.add_parser(subparsers)
     return parser
 
 

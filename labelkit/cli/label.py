@@ -186,6 +186,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     cred.add_argument("--c2pa-key", metavar="PEM", help="the leaf's private key (implies --c2pa)")
     cred.add_argument("--c2pa-tsa", metavar="URL",
                       help="an RFC 3161 timestamp authority (default: none; offline signing)")
+    parser.add_argument("--ledger", metavar="PATH",
+                        help="record every labeled item in this SQLite ledger (default: "
+                             "labelkit's ledger in your data directory; `labelkit ledger`)")
     cred.add_argument("--generator", default="", metavar="NAME",
                       help="the model or service that generated the content, named in the "
                            "manifest beside labelkit")
@@ -312,6 +315,13 @@ def _config(args: argparse.Namespace) -> dict[str, Any]:
     explicit = "omit" if args.no_explicit else "present" if args.metadata_only else "apply"
     drawn = explicit == "apply"
     c2pa = _c2pa_config(args)
+    from ..ledger import default_ledger_path, open_ledger
+
+    ledger = os.path.abspath(args.ledger) if args.ledger else os.fspath(default_ledger_path())
+    try:
+        open_ledger(ledger).close()  # created, migrated and writable before any file is read
+    except LabelkitError as exc:
+        raise UsageError(f"--ledger: {exc}") from None
     return {
         "producer": args.producer,
         "key": os.path.abspath(args.key),  # workers may start elsewhere (spawn)
@@ -328,6 +338,7 @@ def _config(args: argparse.Namespace) -> dict[str, Any]:
         "text_policy": text_config,
         "c2pa": c2pa,
         "generator": args.generator,
+        "ledger": ledger,
         # Everything that shapes an output: a change means earlier outputs are not "done".
         "settings": {
             "producer": args.producer,
@@ -499,8 +510,11 @@ def _init_worker(config: dict[str, Any], frames: Any = None, tick: Any = None) -
 
         signer = C2paSigner.from_files(config["c2pa"]["chain"], config["c2pa"]["key"],
                                        tsa_url=config["c2pa"]["tsa"])
+    from ..ledger import open_ledger
+
     _worker["labeler"] = Labeler(config["producer"], config["key"], policy,
-                                 recipient_log=config["recipient_log"], c2pa=signer)
+                                 recipient_log=config["recipient_log"], c2pa=signer,
+                                 ledger=open_ledger(config["ledger"]))
     _worker["recipient"] = config["recipient"]
     _worker["explicit"] = config["explicit"]
 
