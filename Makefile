@@ -11,11 +11,12 @@ BIN    := $(VENV)/bin
 # libarchive-zip-perl (exiftool needs it to read Office files), poppler-utils and qpdf
 # (independent PDF readers and checkers), fortunes and python3-doc (English text for the token
 # watermark's evaluation: the LM it samples from, and the natural text of its false-positive run;
-# python3-doc is the unversioned name, it depends on this release's python3.X-doc).
-APT_PACKAGES := libimage-exiftool-perl libarchive-zip-perl tesseract-ocr tesseract-ocr-chi-sim ffmpeg mkvtoolnix poppler-utils qpdf libreoffice-writer-nogui libreoffice-calc-nogui libreoffice-impress-nogui fortunes python3-doc
+# python3-doc is the unversioned name, it depends on this release's python3.X-doc), and
+# postgresql (a real server for the ledger's PostgreSQL backend).
+APT_PACKAGES := libimage-exiftool-perl libarchive-zip-perl tesseract-ocr tesseract-ocr-chi-sim ffmpeg mkvtoolnix poppler-utils qpdf libreoffice-writer-nogui libreoffice-calc-nogui libreoffice-impress-nogui fortunes python3-doc postgresql
 
-.PHONY: setup system demo test test-native test-pure bench watermark-suite watermark-eval \
-	text-watermark-eval clean
+.PHONY: setup system postgres demo test test-native test-pure bench watermark-suite \
+	watermark-eval text-watermark-eval clean
 
 setup: system $(VENV)/.installed
 
@@ -40,21 +41,44 @@ $(VENV)/.installed: pyproject.toml setup.py $(wildcard src_native/*.pyx src_nati
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q $(TORCH_PIP)
-	$(BIN)/python -m pip install -q -e '.[test,hf,c2pa]'
+	$(BIN)/python -m pip install -q -e '.[test,hf,c2pa,postgres]'
 	touch $@
 
 demo: setup
 	$(BIN)/python examples/demo.py demo-out
 
-test: setup test-native test-pure
+# The ledger's PostgreSQL tests run against Debian's own cluster: started if it is down, with a
+# superuser role for root (peer authentication over the Unix socket) and a test database. As
+# root this must work (a failure stops make); otherwise those tests skip with the reason.
+PG_TEST_URL := postgresql:///labelkit_test
+postgres: system
+	@rm -f $(VENV)/.postgres-url
+	@if [ "$$(id -u)" = 0 ] && command -v pg_lsclusters >/dev/null; then \
+	  set -e; \
+	  if [ -z "$$(pg_lsclusters -h)" ]; then \
+	    pg_createcluster "$$(ls /usr/lib/postgresql | sort -V | tail -1)" main >/dev/null; fi; \
+	  pg_lsclusters -h | while read -r ver name port status rest; do \
+	    [ "$$status" = online ] || pg_ctlcluster "$$ver" "$$name" start; done; \
+	  su postgres -c "psql -tAc \"SELECT 1 FROM pg_roles WHERE rolname='root'\"" | grep -q 1 \
+	    || su postgres -c "createuser --superuser root"; \
+	  psql -d postgres -tAc "SELECT 1 FROM pg_database WHERE datname='labelkit_test'" \
+	    | grep -q 1 || createdb labelkit_test; \
+	  psql "$(PG_TEST_URL)" -tAc "SELECT 1" >/dev/null; \
+	  echo "$(PG_TEST_URL)" > $(VENV)/.postgres-url; \
+	else echo "warning: no PostgreSQL server to start (the ledger's PostgreSQL tests skip)"; fi
+
+test: setup postgres test-native test-pure
+
+# LABELKIT_TEST_POSTGRES: the server `make postgres` started, if it did.
+PG_ENV = LABELKIT_TEST_POSTGRES=$$(cat $(VENV)/.postgres-url 2>/dev/null)
 
 test-native:
-	$(BIN)/python -m pytest -q -p no:cacheprovider
+	$(PG_ENV) $(BIN)/python -m pytest -q -p no:cacheprovider
 	@# grep without -q: it must read all of the report, or pipefail sees a broken pipe
 	$(BIN)/python -m labelkit --report | grep "implementation: native" >/dev/null
 
 test-pure:
-	LABELKIT_PURE_PYTHON=1 $(BIN)/python -m pytest -q -p no:cacheprovider
+	$(PG_ENV) LABELKIT_PURE_PYTHON=1 $(BIN)/python -m pytest -q -p no:cacheprovider
 
 # Benchmark-only peers of bench_watermark_speed.py. invisible-watermark and blind-watermark
 # declare heavy dependencies (torch, opencv-python with GUI) that the measured paths never use,

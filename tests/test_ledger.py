@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import json
 import multiprocessing
-import sqlite3
+import os
 import time
+import uuid
 
 import numpy as np
 import pytest
@@ -30,14 +31,39 @@ def entry(i: int, *, at: int | None = None, **kw) -> LedgerEntry:
     return LedgerEntry(**fields)
 
 
+POSTGRES = os.environ.get("LABELKIT_TEST_POSTGRES")  # `make test` starts a server and sets it
+
+
 @pytest.fixture
-def ledger(tmp_path):
-    with open_ledger(tmp_path / "ledger.sqlite3") as opened:
+def postgres_url():
+    """A PostgreSQL ledger URL in a fresh schema of the test server, dropped afterwards."""
+    if not POSTGRES:
+        pytest.skip("LABELKIT_TEST_POSTGRES is not set (make test starts PostgreSQL and sets it)")
+    psycopg = pytest.importorskip("psycopg")
+    schema = f"lk_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(POSTGRES, autocommit=True) as conn:
+        conn.execute(f"CREATE SCHEMA {schema}")
+    yield POSTGRES + ("&" if "?" in POSTGRES else "?") + f"options=-csearch_path%3D{schema}"
+    with psycopg.connect(POSTGRES, autocommit=True) as conn:
+        conn.execute(f"DROP SCHEMA {schema} CASCADE")
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def location(request, tmp_path):
+    """Where a ledger lives: a SQLite file, or a schema of the PostgreSQL test server."""
+    if request.param == "sqlite":
+        return str(tmp_path / "ledger.sqlite3")
+    return request.getfixturevalue("postgres_url")
+
+
+@pytest.fixture
+def ledger(location):
+    with open_ledger(location) as opened:
         yield opened
 
 
-def test_labeler_records_each_item(tmp_path, key):
-    with open_ledger(tmp_path / "l.sqlite3") as ledger:
+def test_labeler_records_each_item(location, key):
+    with open_ledger(location) as ledger:
         labeler = Labeler(PRODUCER, key, ledger=ledger)
         photo = skimage_photo("coffee.png")  # 400x600: large enough for the watermark
         result = labeler.label_image(photo, "jpeg")
@@ -57,8 +83,8 @@ def test_labeler_records_each_item(tmp_path, key):
         assert ledger.count() == 2
 
 
-def test_omitted_label_records_the_recipient_and_needs_one(tmp_path, key):
-    with open_ledger(tmp_path / "l.sqlite3") as ledger:
+def test_omitted_label_records_the_recipient_and_needs_one(location, key):
+    with open_ledger(location) as ledger:
         labeler = Labeler(PRODUCER, key, ledger=ledger)  # no recipient log: the ledger is it
         data = Labeler(PRODUCER, key).label_image(skimage_photo("coffee.png")[:200, :200],
                                                   "png").data
@@ -99,19 +125,15 @@ def test_retention_and_purge(ledger):
     assert ledger.purge(365, now_ms=now) == 0
 
 
-def test_migrations_and_a_newer_schema(tmp_path):
-    path = tmp_path / "l.sqlite3"
-    with open_ledger(path) as ledger:
+def test_migrations_and_a_newer_schema(location):
+    with open_ledger(location) as ledger:
         assert ledger.schema_version == SCHEMA_VERSION
         ledger.record(entry(1))
-    with open_ledger(path) as again:  # reopening applies nothing twice and keeps the rows
+    with open_ledger(location) as again:  # reopening applies nothing twice and keeps the rows
         assert again.count() == 1 and again.schema_version == SCHEMA_VERSION
-    conn = sqlite3.connect(path)
-    conn.execute("INSERT INTO labelkit_schema (version) VALUES (?)", (SCHEMA_VERSION + 1,))
-    conn.commit()
-    conn.close()
+        again._run([("INSERT INTO labelkit_schema (version) VALUES (?)", (SCHEMA_VERSION + 1,))])
     with pytest.raises(LedgerError, match="upgrade labelkit"):
-        open_ledger(path)
+        open_ledger(location)
 
 
 def test_damaged_or_foreign_files_are_ledger_errors(tmp_path):
@@ -119,8 +141,10 @@ def test_damaged_or_foreign_files_are_ledger_errors(tmp_path):
     junk.write_bytes(b"this is not a database" * 100)
     with pytest.raises(LedgerError, match="junk.sqlite3"):
         open_ledger(junk)
-    with pytest.raises(LedgerError, match="only SQLite"):
-        open_ledger("postgresql://localhost/labelkit")
+    with pytest.raises(LedgerError, match="postgresql:// URL"):
+        open_ledger("mysql://localhost/labelkit")
+    with pytest.raises(LedgerError, match=r"\*\*\*"):  # the password never in the message
+        open_ledger("postgresql://lk:hunter2@127.0.0.1:9/labelkit")
     folder = tmp_path / "dir.sqlite3"
     folder.mkdir()
     with pytest.raises(LedgerError):
@@ -138,8 +162,8 @@ def _writer(path: str, start: int) -> None:
             ledger.record(entry(i))
 
 
-def test_concurrent_writer_processes(tmp_path):
-    path = str(tmp_path / "shared.sqlite3")
+def test_concurrent_writer_processes(location):
+    path = location
     open_ledger(path).close()
     ctx = multiprocessing.get_context("spawn")
     procs = [ctx.Process(target=_writer, args=(path, k * 1000)) for k in range(3)]
@@ -190,3 +214,21 @@ def test_cli_label_then_show_export_purge(tmp_path, capsys, key):
     junk = tmp_path / "junk.sqlite3"
     junk.write_bytes(b"\x00" * 4096)
     assert main(["ledger", "export", "--ledger", str(junk)]) == 1
+
+
+def test_cli_with_a_postgresql_ledger(postgres_url, tmp_path, capsys, key):
+    from PIL import Image
+
+    from labelkit import signing
+    from labelkit.cli import main
+
+    keyfile = tmp_path / "provider.key"
+    signing.write_key_pair(keyfile, key)
+    Image.fromarray(skimage_photo("coffee.png")).save(tmp_path / "a.png")
+    assert main(["label", "--producer", PRODUCER, "--key", str(keyfile), "-o",
+                 str(tmp_path / "out"), "--ledger", postgres_url, "-q", "-j", "2",
+                 str(tmp_path / "a.png")]) == 0
+    capsys.readouterr()
+    assert main(["ledger", "export", "--ledger", postgres_url]) == 0
+    (row,) = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert row["format"] == "png" and row["producer"] == PRODUCER

@@ -187,8 +187,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     cred.add_argument("--c2pa-tsa", metavar="URL",
                       help="an RFC 3161 timestamp authority (default: none; offline signing)")
     parser.add_argument("--ledger", metavar="PATH",
-                        help="record every labeled item in this SQLite ledger (default: "
-                             "labelkit's ledger in your data directory; `labelkit ledger`)")
+                        help="record every labeled item in this ledger: a SQLite file or a "
+                             "postgresql:// URL (default: a SQLite file in your data directory;"
+                             " see `labelkit ledger`)")
     cred.add_argument("--generator", default="", metavar="NAME",
                       help="the model or service that generated the content, named in the "
                            "manifest beside labelkit")
@@ -317,7 +318,8 @@ def _config(args: argparse.Namespace) -> dict[str, Any]:
     c2pa = _c2pa_config(args)
     from ..ledger import default_ledger_path, open_ledger
 
-    ledger = os.path.abspath(args.ledger) if args.ledger else os.fspath(default_ledger_path())
+    ledger = (args.ledger if args.ledger and "://" in args.ledger
+              else os.path.abspath(args.ledger) if args.ledger else os.fspath(default_ledger_path()))
     try:
         open_ledger(ledger).close()  # created, migrated and writable before any file is read
     except LabelkitError as exc:

@@ -38,8 +38,9 @@ exit status: 0 ok, 1 an item was not found or the ledger cannot be read, 2 usage
 
 def add_ledger_option(parser: argparse.ArgumentParser) -> None:
     """Add --ledger PATH to a command."""
-    parser.add_argument("--ledger", metavar="PATH",
-                        help=f"the ledger: a SQLite file (default {default_ledger_path()})")
+    parser.add_argument("--ledger", metavar="PATH_OR_URL",
+                        help="the ledger: a SQLite file or a postgresql:// URL (default "
+                             f"{default_ledger_path()})")
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:

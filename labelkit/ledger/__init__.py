@@ -1,7 +1,7 @@
 """The ledger: a record of every labeled item, kept at least 180 days (Labeling Measures).
 
 ``open_ledger(location)`` opens one: a path is a SQLite file, ``None`` the default file in the
-user's data directory. ``Labeler(ledger=...)`` records each item it labels.
+user's data directory, ``postgresql://...`` a PostgreSQL database shared by many machines. ``Labeler(ledger=...)`` records each item it labels.
 """
 
 from __future__ import annotations
@@ -26,7 +26,10 @@ def default_ledger_path() -> Path:
 def open_ledger(location: str | os.PathLike | None = None) -> SqlLedger:
     """Open (creating if needed) the ledger at a path, or the default one."""
     target = os.fspath(location) if location is not None else os.fspath(default_ledger_path())
+    if target.startswith(("postgresql://", "postgres://")):
+        from .postgres import PostgresLedger
+
+        return PostgresLedger(target)
     if "://" in target:
-        raise LedgerError(f"ledger {target}: only SQLite file paths are supported in this "
-                          "version")
+        raise LedgerError(f"ledger {target}: a SQLite file path or a postgresql:// URL")
     return SqliteLedger(target)
