@@ -262,7 +262,10 @@ def field_problems(fields: dict[str, Any]) -> list[Problem]:
                               ("ContentPropagator", "propagator_code", "2")):
         v = fields.get(k)
         if not isinstance(v, str) or not v:
-            if k == "ContentProducer":
+            # A platform labels content whose producer it cannot know "2" or "3" (Measures
+            # Art. 6): then its own code stands in the label instead.
+            platform_class = label in ("2", "3") and bool(fields.get("ContentPropagator"))
+            if k == "ContentProducer" and not platform_class:
                 out.append(Problem(check, "fail", "ContentProducer is empty"))
             continue
         if not looks_like_code(v):

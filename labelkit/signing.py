@@ -26,6 +26,8 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from .errors import KeyFileError
 
 __all__ = [
+    "propagator_message",
+    "sign_rc2",
     "ALGORITHMS",
     "SigningKey",
     "PublicKey",
@@ -284,6 +286,27 @@ def sign_rc1(
     parts = [RC1_VERSION, key.algorithm, b64u(key.key_id), b64u(digest),
              b64u(fingerprint) if fingerprint else "0", b64u(sig)]
     return ".".join(parts)
+
+
+def propagator_message(fields: Mapping[str, str], algorithm: str, key_id: bytes,
+                       digest: bytes) -> bytes:
+    """Canonical bytes a propagating platform signs in ReservedCode2 (Measures Art. 6).
+
+    Every field but ReservedCode2 itself: the producer's (ReservedCode1 included) as the
+    platform received them, its own ContentPropagator and PropagateID, and the essence digest,
+    so the platform vouches for this label on this content."""
+    body = [RC1_VERSION, *(fields.get(k, "") for k in (
+        "Label", "ContentProducer", "ProduceID", "ReservedCode1", "ContentPropagator",
+        "PropagateID")), algorithm, key_id.hex(), digest.hex()]
+    return b"labelkit-rc2\0" + json.dumps(body, separators=(",", ":")).encode()
+
+
+def sign_rc2(key: SigningKey, fields: Mapping[str, str], digest: bytes) -> str:
+    """Return the ReservedCode2 value: the platform's signature over the label and ``digest``.
+
+    Encoded as ReservedCode1 is (``parse_rc1`` reads it; no fingerprint)."""
+    sig = key.sign(propagator_message(fields, key.algorithm, key.key_id, digest))
+    return ".".join([RC1_VERSION, key.algorithm, b64u(key.key_id), b64u(digest), "0", b64u(sig)])
 
 
 def parse_rc1(value: str) -> RC1 | None:

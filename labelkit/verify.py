@@ -191,6 +191,8 @@ def _verify(data: bytes, path: str, trust: TrustStore, policy: Policy, limits: L
         formats.handlers()[container.format], "HAS_METADATA", True))
     if record is not None:
         _check_signature(report, record, container, data, trust, limits)
+        if record.reserved_code2:
+            _check_propagator_signature(report, record, container, trust)
     elif report.record is not None and report.record.get("ReservedCode1"):
         report.signature = {"status": "error", "message": "the label is invalid; not checked"}
     else:
@@ -448,6 +450,39 @@ def _check_signature(
     return done("label_copied", "fail",
                 f"the label was copied onto other content (fingerprint distance {distance}/64)",
                 fingerprint_distance=distance, **extra)
+
+
+def _check_propagator_signature(report: Report, record: AIGCRecord, container,
+                                trust: TrustStore) -> None:
+    """ReservedCode2, a platform's signature (Measures Art. 6): checked when its key is trusted,
+    otherwise reported as unverified without failing the file."""
+    from .signing import propagator_message
+
+    def done(status: str, check_status: str, message: str, **extra: Any) -> None:
+        report.signature["propagator"] = {"status": status, "message": message, **extra}
+        report.add("propagator_signature", check_status, message)
+
+    parsed = parse_rc1(record.reserved_code2)
+    if parsed is None or parsed.fingerprint:
+        return done("unknown_scheme", "n/a", "ReservedCode2 is not a labelkit platform "
+                    "signature (another scheme): not checked")
+    kid = parsed.key_id.hex()
+    pub = trust.get(parsed.key_id)
+    if pub is None:
+        return done("unverified", "n/a", f"ReservedCode2 signed by platform key {kid}: "
+                    "unverified (give the platform's public key with --pubkey)", key_id=kid)
+    digest = formats.essence_digest(container)
+    fields_ = record.as_dict()
+    if pub.verify(parsed.signature, propagator_message(fields_, parsed.algorithm, parsed.key_id,
+                                                       digest)):
+        return done("valid", "pass", f"valid platform signature (ReservedCode2) by key {kid} "
+                    f"for {record.content_propagator or 'the propagator'}", key_id=kid)
+    if digest != parsed.digest and pub.verify(parsed.signature, propagator_message(
+            fields_, parsed.algorithm, parsed.key_id, parsed.digest)):
+        return done("content_mismatch", "fail", "the content differs from what the platform "
+                    "signed (ReservedCode2)", key_id=kid)
+    return done("fields_edited", "fail", "the label was edited after the platform signed it "
+                "(ReservedCode2)", key_id=kid)
 
 
 # -- visible label ----------------------------------------------------------------------------
