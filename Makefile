@@ -41,7 +41,7 @@ $(VENV)/.installed: pyproject.toml setup.py $(wildcard src_native/*.pyx src_nati
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q $(TORCH_PIP)
-	$(BIN)/python -m pip install -q -e '.[test,hf,c2pa,postgres]'
+	$(BIN)/python -m pip install -q -e '.[test,hf,c2pa,postgres,serve]'
 	touch $@
 
 demo: setup
