@@ -40,7 +40,7 @@ exit status: 0 ok, 1 some file failed or is not compliant, 2 usage error, 3 inte
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser for ``labelkit`` and its commands."""
-    from . import keygen, label, ledger, propagate, verify
+    from . import keygen, label, ledger, propagate, serve, verify
     from .. import __version__
 
     parser = argparse.ArgumentParser(
@@ -58,6 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_parser(subparsers)
     ledger.add_parser(subparsers)
     propagate.add_parser(subparsers)
+    serve.add_parser(subparsers)
     return parser
 
 
