@@ -15,6 +15,7 @@ is untouched and the producer's ReservedCode1 stays valid; exactly one label rem
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -52,7 +53,8 @@ class Propagator:
 
     def __init__(self, propagator: str, key: SigningKey | str | os.PathLike, *,
                  trust: TrustStore | None = None, watermark_keys: tuple[WatermarkKey, ...] = (),
-                 c2pa_trust: Any = None, limits: Limits = DEFAULT_LIMITS) -> None:
+                 c2pa_trust: Any = None, limits: Limits = DEFAULT_LIMITS,
+                 ledger: Any = None) -> None:
         check_provider_code("ContentPropagator", propagator, service="2")
         self.propagator = propagator
         self.key = key if isinstance(key, SigningKey) else load_key(key)
@@ -60,6 +62,7 @@ class Propagator:
         self.watermark_keys = tuple(watermark_keys)
         self.c2pa_trust = c2pa_trust
         self.limits = limits
+        self.ledger = ledger  # labelkit.ledger: every relabeling is recorded there when given
 
     def propagate(self, data: bytes, *, declared_ai: bool = False,
                   propagate_id: str | None = None, source: str = "<upload>") -> Propagation:
@@ -91,6 +94,15 @@ class Propagator:
             if report.c2pa.get("status") in ("trusted", "valid"):
                 notes = ("the rewrite invalidates the C2PA manifest's hard binding: the "
                          "platform's own manifest would have to replace it (not done)",)
+            if self.ledger is not None:
+                from .ledger import PropagationEntry
+
+                self.ledger.record_propagation(PropagationEntry(
+                    propagate_id=record.propagate_id, propagator=self.propagator,
+                    produce_id=record.produce_id, producer=record.content_producer,
+                    label=record.label, reason=reason, format=container.format,
+                    essence_digest=digest.hex(), declared_ai=int(declared_ai),
+                    propagated_at=int(time.time() * 1000)))
             return Propagation(out, label_class, reason, record, report, notes)
 
     def propagate_file(self, src: str | os.PathLike, dst: str | os.PathLike, *,

@@ -232,3 +232,39 @@ def test_cli_with_a_postgresql_ledger(postgres_url, tmp_path, capsys, key):
     assert main(["ledger", "export", "--ledger", postgres_url]) == 0
     (row,) = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert row["format"] == "png" and row["producer"] == PRODUCER
+
+
+def test_propagations_are_recorded_and_purged(ledger):
+    from labelkit.ledger import PropagationEntry
+
+    now = int(time.time() * 1000)
+    day = 86_400_000
+    for i, age in enumerate((1, 200)):
+        ledger.record_propagation(PropagationEntry(
+            propagate_id=f"PR{i}", propagator=PRODUCER[:22] + "2" + PRODUCER[23:],
+            produce_id="ID000001", producer=PRODUCER, label="1", reason="a valid label",
+            format="png", essence_digest="ab" * 32, declared_ai=0, propagated_at=now - age * day))
+    assert [p.propagate_id for p in ledger.propagations(produce_id="ID000001")] == ["PR1", "PR0"]
+    assert ledger.propagations(propagate_id="PR0")[0].to_dict()["declared_ai"] is False
+    assert ledger.purge(RETENTION_DAYS, now_ms=now) == 1
+    assert [p.propagate_id for p in ledger.propagations()] == ["PR0"]
+
+
+def test_a_version_1_ledger_is_migrated_in_place(tmp_path):
+    import sqlite3
+
+    from labelkit.ledger.schema import MIGRATIONS
+
+    path = tmp_path / "v1.sqlite3"
+    conn = sqlite3.connect(path)
+    conn.execute("CREATE TABLE labelkit_schema (version BIGINT NOT NULL)")
+    for sql in MIGRATIONS[0]:
+        conn.execute(sql)
+    conn.execute("INSERT INTO labelkit_schema (version) VALUES (1)")
+    conn.execute("INSERT INTO labelkit_items VALUES ('OLD1', ?, 'image', 'png', ?, NULL, "
+                 "'apply', NULL, 'metadata', 5)", (PRODUCER, "ab" * 32))
+    conn.commit()
+    conn.close()
+    with open_ledger(path) as ledger:
+        assert ledger.schema_version == SCHEMA_VERSION >= 2
+        assert ledger.get("OLD1").format == "png" and ledger.propagations() == []

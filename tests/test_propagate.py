@@ -165,3 +165,20 @@ def test_an_empty_producer_is_allowed_only_in_a_platforms_label_2_or_3():
     assert fails(Label="1", ContentPropagator=PLATFORM) == ["ContentProducer is empty"]
     assert fails(Label="2", ContentPropagator=PLATFORM) == []
     assert fails(Label="3", ContentPropagator=PLATFORM) == []
+
+
+def test_relabelings_go_into_the_platforms_ledger(tmp_path, key, platform_key, capsys):
+    from labelkit.cli import main
+    from labelkit.ledger import open_ledger
+
+    data = Labeler(PRODUCER, key).label_image(skimage_photo("coffee.png"), "png").data
+    with open_ledger(tmp_path / "platform.sqlite3") as ledger:
+        result = Propagator(PLATFORM, platform_key, ledger=ledger).propagate(data, source="a.png")
+        (row,) = ledger.propagations(propagate_id=result.record.propagate_id)
+        assert row.produce_id == result.record.produce_id and row.label == "1"
+        assert row.essence_digest == formats.essence_digest(formats.parse(data)).hex()
+    capsys.readouterr()
+    assert main(["ledger", "show", result.record.produce_id,
+                 "--ledger", str(tmp_path / "platform.sqlite3")]) == 0
+    (shown,) = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert shown["kind"] == "propagation" and shown["propagator"] == PLATFORM

@@ -20,7 +20,8 @@ ProduceID, producer code, modality and format, the essence digest ReservedCode1 
 watermark payload, whether the explicit label was applied and, when it was not, the recipient
 (Labeling Measures Art. 9), and the time. Records are kept at least {RETENTION_DAYS} days.
 
-  show ID...        the items with these ProduceIDs, or with these watermark payloads
+  show ID...        the items with these ProduceIDs (and platforms' relabelings of them, or
+                    by PropagateID), or with these watermark payloads (--payload)
   export            every item (or those in --since/--until) as JSON lines or CSV
   purge             delete items older than --older-than DAYS (at least {RETENTION_DAYS})
 """
@@ -108,12 +109,17 @@ def _when(text: str | None, option: str) -> int | None:
 def _show(ledger, ids: list[str], payloads: list[str]) -> int:
     missing = 0
     for item, by_payload in [*((i, False) for i in ids), *((p, True) for p in payloads)]:
-        found = ledger.find_payload(item) if by_payload else [e for e in [ledger.get(item)] if e]
+        if by_payload:
+            found = [("item", e) for e in ledger.find_payload(item)]
+        else:  # a ProduceID (the item, and what platforms did with it) or a PropagateID
+            found = [("item", e) for e in [ledger.get(item)] if e]
+            found += [("propagation", e) for e in ledger.propagations(produce_id=item)]
+            found += [("propagation", e) for e in ledger.propagations(propagate_id=item)]
         if not found:
             missing += 1
             print(f"labelkit ledger: {item}: not in the ledger", file=sys.stderr)
-        for entry in found:
-            print(json.dumps(entry.to_dict(), ensure_ascii=False))
+        for kind, entry in found:
+            print(json.dumps({"kind": kind, **entry.to_dict()}, ensure_ascii=False))
     return EXIT_FAILURE if missing else EXIT_OK
 
 

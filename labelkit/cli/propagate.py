@@ -11,6 +11,7 @@ from ..propagate import Propagator
 from ..verify import trust_store
 from ._common import EXIT_FAILURE, EXIT_OK, HelpFormatter, UsageError, add_run_options
 from ._inputs import collect
+from .ledger import add_ledger_option
 
 __all__ = ["add_parser", "run"]
 
@@ -52,15 +53,22 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                         help="a producer's public key, to check ReservedCode1 (repeatable)")
     parser.add_argument("--c2pa-trust", action="append", metavar="ROOT.pem",
                         help="C2PA trust anchors for reading manifests (repeatable)")
+    add_ledger_option(parser)
     add_run_options(parser)
     parser.set_defaults(func=run, parser=parser)
 
 
 def run(args: argparse.Namespace) -> int:
     """Relabel every input into OUTDIR; print one line per file."""
+    from ..ledger import open_ledger
+
+    try:
+        ledger = open_ledger(args.ledger)
+    except LabelkitError as exc:
+        raise UsageError(f"--ledger: {exc}") from None
     try:
         propagator = Propagator(args.propagator, args.key, trust=trust_store(None, args.pubkey),
-                                c2pa_trust=args.c2pa_trust)
+                                c2pa_trust=args.c2pa_trust, ledger=ledger)
     except KeyFileError as exc:
         raise UsageError(f"--key/--pubkey: {exc}") from None
     except LabelkitError as exc:
@@ -84,4 +92,5 @@ def run(args: argparse.Namespace) -> int:
             print(f"{item.path}: {what} ({result.reason})")
             for note in result.notes:
                 print(f"  note: {note}")
+    ledger.close()
     return EXIT_FAILURE if failed else EXIT_OK

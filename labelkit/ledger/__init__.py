@@ -10,10 +10,11 @@ import os
 from pathlib import Path
 
 from .sqlite import SqliteLedger
-from .store import EXPLICIT_MODES, RETENTION_DAYS, LedgerEntry, LedgerError, SqlLedger
+from .store import (EXPLICIT_MODES, RETENTION_DAYS, LedgerEntry, LedgerError, PropagationEntry,
+                    SqlLedger)
 
-__all__ = ["EXPLICIT_MODES", "LedgerEntry", "LedgerError", "RETENTION_DAYS", "SqlLedger",
-           "SqliteLedger", "default_ledger_path", "open_ledger"]
+__all__ = ["EXPLICIT_MODES", "LedgerEntry", "LedgerError", "PropagationEntry", "RETENTION_DAYS",
+           "SqlLedger", "SqliteLedger", "default_ledger_path", "open_ledger"]
 
 
 def default_ledger_path() -> Path:

@@ -27,6 +27,22 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "CREATE INDEX labelkit_items_payload ON labelkit_items (watermark_payload)",
         "CREATE INDEX labelkit_items_time ON labelkit_items (labeled_at)",
     ),
+    (  # 2: one row per item a platform relabeled (Measures Art. 6)
+        """CREATE TABLE labelkit_propagations (
+            propagate_id TEXT PRIMARY KEY,
+            propagator TEXT NOT NULL,
+            produce_id TEXT NOT NULL,
+            producer TEXT NOT NULL,
+            label TEXT NOT NULL,
+            reason TEXT NOT NULL,
+            format TEXT NOT NULL,
+            essence_digest TEXT NOT NULL,
+            declared_ai BIGINT NOT NULL,
+            propagated_at BIGINT NOT NULL
+        )""",
+        "CREATE INDEX labelkit_propagations_produce ON labelkit_propagations (produce_id)",
+        "CREATE INDEX labelkit_propagations_time ON labelkit_propagations (propagated_at)",
+    ),
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

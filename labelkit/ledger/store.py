@@ -16,12 +16,15 @@ from typing import Any, Iterator
 from ..errors import LabelkitError, PolicyError
 from .schema import MIGRATIONS, SCHEMA_VERSION
 
-__all__ = ["EXPLICIT_MODES", "LedgerEntry", "LedgerError", "RETENTION_DAYS", "SqlLedger"]
+__all__ = ["EXPLICIT_MODES", "LedgerEntry", "LedgerError", "PropagationEntry", "RETENTION_DAYS",
+           "SqlLedger"]
 
 RETENTION_DAYS = 180
 EXPLICIT_MODES = ("apply", "present", "omit")
 _COLUMNS = ("produce_id", "producer", "modality", "format", "essence_digest",
             "watermark_payload", "explicit", "recipient", "layers", "labeled_at")
+_PROPAGATION_COLUMNS = ("propagate_id", "propagator", "produce_id", "producer", "label",
+                        "reason", "format", "essence_digest", "declared_ai", "propagated_at")
 
 
 class LedgerError(LabelkitError):
@@ -58,10 +61,36 @@ class LedgerEntry:
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict, with the time also as ISO 8601 UTC."""
         out = asdict(self)
-        out["labeled_at_iso"] = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(
-            self.labeled_at / 1000)) + f".{self.labeled_at % 1000:03d}Z"
+        out["labeled_at_iso"] = _iso(self.labeled_at)
         out["explicit_applied"] = self.explicit_applied
         return out
+
+
+@dataclass(frozen=True)
+class PropagationEntry:
+    """One item a platform relabeled: its PropagateID, the label class it wrote and why."""
+
+    propagate_id: str
+    propagator: str  # the platform's code (ContentPropagator)
+    produce_id: str  # the producer's ProduceID, empty when there was no valid label
+    producer: str
+    label: str  # "1", "2" or "3"
+    reason: str
+    format: str
+    essence_digest: str  # hex, as ReservedCode2 signs it
+    declared_ai: int  # 1 when the uploader declared the content AI-generated
+    propagated_at: int  # Unix time in milliseconds (UTC)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict, with the time also as ISO 8601 UTC."""
+        out = asdict(self)
+        out["propagated_at_iso"] = _iso(self.propagated_at)
+        out["declared_ai"] = bool(self.declared_ai)
+        return out
+
+
+def _iso(ms: int) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ms / 1000)) + f".{ms % 1000:03d}Z"
 
 
 class SqlLedger:
@@ -174,6 +203,26 @@ class SqlLedger:
                 return
             after = (page[-1].produce_id, page[-1].labeled_at)
 
+    def record_propagation(self, entry: PropagationEntry) -> None:
+        """Add a platform's relabeling; the same PropagateID again replaces its row."""
+        values = tuple(getattr(entry, c) for c in _PROPAGATION_COLUMNS)
+        updates = ", ".join(f"{c} = excluded.{c}" for c in _PROPAGATION_COLUMNS[1:])
+        self._run([(f"INSERT INTO labelkit_propagations ({', '.join(_PROPAGATION_COLUMNS)}) "
+                    f"VALUES ({', '.join('?' * len(_PROPAGATION_COLUMNS))}) "
+                    f"ON CONFLICT (propagate_id) DO UPDATE SET {updates}", values)])
+
+    def propagations(self, *, propagate_id: str | None = None, produce_id: str | None = None
+                     ) -> list[PropagationEntry]:
+        """Relabelings by PropagateID, or of a producer's ProduceID (oldest first), or all."""
+        where, params = "", ()
+        if propagate_id is not None:
+            where, params = "WHERE propagate_id = ?", (propagate_id,)
+        elif produce_id is not None:
+            where, params = "WHERE produce_id = ?", (produce_id,)
+        rows = self._run([(f"SELECT {', '.join(_PROPAGATION_COLUMNS)} FROM labelkit_propagations "
+                           f"{where} ORDER BY propagated_at, propagate_id", params)], fetch=True)
+        return [PropagationEntry(*row) for row in rows]
+
     def count(self) -> int:
         """How many items the ledger holds."""
         return int(self._run([("SELECT COUNT(*) FROM labelkit_items", ())], fetch=True)[0][0])
@@ -186,8 +235,10 @@ class SqlLedger:
                               f"{older_than_days} days")
         now_ms = int(time.time() * 1000) if now_ms is None else now_ms
         cutoff = now_ms - int(older_than_days * 86_400_000)
-        return int(self._run([("DELETE FROM labelkit_items WHERE labeled_at < ?",
-                               (cutoff,))])[0][0])
+        items = int(self._run([("DELETE FROM labelkit_items WHERE labeled_at < ?",
+                                (cutoff,))])[0][0])
+        return items + int(self._run([("DELETE FROM labelkit_propagations WHERE "
+                                       "propagated_at < ?", (cutoff,))])[0][0])
 
     def _select(self, where: str, params: tuple) -> list[LedgerEntry]:
         rows = self._run([(f"SELECT {', '.join(_COLUMNS)} FROM labelkit_items {where}", params)],
