@@ -268,3 +268,18 @@ def test_a_version_1_ledger_is_migrated_in_place(tmp_path):
     with open_ledger(path) as ledger:
         assert ledger.schema_version == SCHEMA_VERSION >= 2
         assert ledger.get("OLD1").format == "png" and ledger.propagations() == []
+
+
+def test_a_text_stream_is_recorded_at_close(tmp_path, key):
+    with open_ledger(tmp_path / "l.sqlite3") as ledger:
+        labeler = Labeler(PRODUCER, key, ledger=ledger)
+        stream = labeler.text_stream()
+        sent = "".join(stream.wrap(iter(["A generated", " answer.\n\n", "Second paragraph."])))
+        row = ledger.get(stream.produce_id)
+        assert row is not None and row.modality == "text" and row.format == "text"
+        assert row.watermark_payload == f"{stream.watermark_payload:016x}"
+        digest = formats.essence_digest(formats.parse(sent.encode(), "answer.txt")).hex()
+        assert row.essence_digest == digest
+        quiet = Labeler(PRODUCER, key).text_stream()  # no ledger: nothing kept in memory
+        "".join(quiet.wrap(iter(["x"])))
+        assert quiet._sent is None and ledger.get(quiet.produce_id) is None

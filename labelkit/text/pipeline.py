@@ -129,6 +129,9 @@ class TextStreamLabeler:
             self.watermark_payload = labeler.watermark_key.payload_for(self.produce_id)
             self._carrier = CarrierStream(self.watermark_payload)
         self._started = False
+        self._labeler = labeler
+        # Only with a ledger: what was sent, for the essence digest of its record at close().
+        self._sent: list[str] | None = [] if labeler.ledger is not None else None
 
     def _open(self) -> str:
         self._started = True
@@ -143,13 +146,33 @@ class TextStreamLabeler:
     def feed(self, token: str) -> str:
         """The token, labeled (the first one is preceded by the notice)."""
         head = "" if self._started else self._open()
-        return head + self._mark(token)
+        out = head + self._mark(token)
+        if self._sent is not None:
+            self._sent.append(out)
+        return out
 
     def close(self) -> str:
-        """The end of the stream: the carrier's last word, and the notice at the end."""
+        """The end of the stream: the carrier's last word, and the notice at the end.
+
+        With a ledger, the streamed item is recorded then, like any labeled text."""
         head = "" if self._started else self._open()
         tail = self._mark(self._sep + self._notice) if self._placement in ("end", "both") else ""
-        return head + tail + (self._carrier.close() if self._carrier else "")
+        out = head + tail + (self._carrier.close() if self._carrier else "")
+        if self._sent is not None:
+            self._sent.append(out)
+            self._record("".join(self._sent))
+            self._sent = None
+        return out
+
+    def _record(self, text: str) -> None:
+        from ..labeler import LabelResult
+
+        labeler = self._labeler
+        record = AIGCRecord(content_producer=labeler.producer, produce_id=self.produce_id)
+        layers = ("explicit",) + (("watermark",) if self._carrier else ())
+        result = LabelResult(text.encode("utf-8"), record, "text", layers,
+                             watermark_payload=self.watermark_payload)
+        labeler._done(result, "apply", None, "<text stream>", "text")
 
     def wrap(self, tokens: Iterable[str]) -> Iterator[str]:
         """Label an iterator of tokens lazily."""
