@@ -8,8 +8,11 @@ Endpoints (described in ``/openapi.json``):
   server path is ever read on a client's behalf: only the uploaded bytes are verified.
 - ``GET /v1/records/{ProduceID}``: what the ledger publishes about a labeled item (``publish``).
 - ``GET /healthz``: liveness.
-- ``GET /openapi.json``: the OpenAPI 3.1 document; ``GET /`` redirects there (307) until the
-  web page exists.
+- ``GET /openapi.json``: the OpenAPI 3.1 document.
+- ``GET /``: the web page (``static/index.html``; ``/static/`` serves its ``app.js``,
+  ``app.css`` and ``favicon.svg``): drop a file in, read the report in Chinese and English.
+  Served under a strict Content-Security-Policy (``default-src 'self'``, no inline script or
+  style; uploaded pictures are previewed from ``blob:`` URLs); it loads nothing from elsewhere.
 
 Status codes: 400 no file or an empty one (or a malformed multipart body), 404 unknown record
 or path, 413 upload over ``max_upload_bytes``, 415 bytes of no format labelkit handles
@@ -22,6 +25,7 @@ is JSON: ``{"error": message}``, with ``path`` for 415 and 422.
 from __future__ import annotations
 
 import contextlib
+import importlib.resources
 import json
 import logging
 import os
@@ -35,7 +39,7 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse, RedirectResponse, Response
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from .. import __version__
@@ -50,12 +54,34 @@ from .limits import Busy, RequestLimits, Slots
 from .openapi import document
 from .upload import UploadError, receive_upload, remove_quietly
 
-__all__ = ["RETRY_AFTER_S", "ServerConfig", "create_app", "publish"]
+__all__ = ["CONTENT_SECURITY_POLICY", "RETRY_AFTER_S", "ServerConfig", "create_app", "publish"]
 
 log = logging.getLogger("labelkit.server")
 
 RETRY_AFTER_S = 5  # what a 503 tells the client to wait before trying again
 _MIB = 1024 * 1024
+
+# The web page's policy: its own script, style and fetches only; blob: for the client-side
+# preview of the uploaded picture; no plugins, no framing, no <base> or form posts elsewhere.
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' blob:; "
+    "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; "
+    "frame-ancestors 'none'"
+)
+# The page's files (package data in labelkit/server/static/), each with its media type: only
+# these are served, so no request path ever reaches the file system.
+_STATIC = {
+    "index.html": "text/html; charset=utf-8",
+    "app.js": "text/javascript; charset=utf-8",
+    "app.css": "text/css; charset=utf-8",
+    "favicon.svg": "image/svg+xml",
+}
+_PAGE_HEADERS = {
+    "Content-Security-Policy": CONTENT_SECURITY_POLICY,
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-cache",
+}
 
 
 @dataclass
@@ -190,8 +216,21 @@ def create_app(config: ServerConfig) -> Starlette:
     async def openapi_endpoint(request: Request) -> Response:
         return Response(openapi, media_type="application/json")
 
+    static = {name: (importlib.resources.files(__package__).joinpath("static", name)
+                     .read_bytes(), media_type) for name, media_type in _STATIC.items()}
+
+    def page_file(name: str) -> Response:
+        body, media_type = static[name]
+        return Response(body, media_type=media_type, headers=_PAGE_HEADERS)
+
     async def root(request: Request) -> Response:
-        return RedirectResponse("/openapi.json", status_code=307)
+        return page_file("index.html")
+
+    async def static_endpoint(request: Request) -> Response:
+        name = request.path_params["name"]
+        if name not in static:
+            return _error(404, f"no static file {name}")
+        return page_file(name)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette):
@@ -214,6 +253,7 @@ def create_app(config: ServerConfig) -> Starlette:
     app = Starlette(
         routes=[
             Route("/", root, methods=["GET"]),
+            Route("/static/{name}", static_endpoint, methods=["GET"]),
             Route("/healthz", healthz, methods=["GET"]),
             Route("/openapi.json", openapi_endpoint, methods=["GET"]),
             Route("/v1/verify", verify_endpoint, methods=["POST"]),

@@ -197,8 +197,12 @@ def document(max_upload_bytes: int) -> dict[str, Any]:
             }},
             "/": {"get": {
                 "operationId": "root",
-                "summary": "Redirects (307) to /openapi.json",
-                "responses": {"307": {"description": "to /openapi.json"}},
+                "summary": "The web page: drop a file in, read its report in Chinese and English",
+                "description": "HTML; its script, style and icon are /static/app.js, "
+                               "/static/app.css and /static/favicon.svg. Served with a strict "
+                               "Content-Security-Policy (default-src 'self').",
+                "responses": {"200": {"description": "the page",
+                                      "content": {"text/html": {}}}},
             }},
         },
         "components": {"schemas": {
