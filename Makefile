@@ -11,9 +11,11 @@ BIN    := $(VENV)/bin
 # libarchive-zip-perl (exiftool needs it to read Office files), poppler-utils and qpdf
 # (independent PDF readers and checkers), fortunes and python3-doc (English text for the token
 # watermark's evaluation: the LM it samples from, and the natural text of its false-positive run;
-# python3-doc is the unversioned name, it depends on this release's python3.X-doc), and
-# postgresql (a real server for the ledger's PostgreSQL backend).
-APT_PACKAGES := libimage-exiftool-perl libarchive-zip-perl tesseract-ocr tesseract-ocr-chi-sim ffmpeg mkvtoolnix poppler-utils qpdf libreoffice-writer-nogui libreoffice-calc-nogui libreoffice-impress-nogui fortunes python3-doc postgresql
+# python3-doc is the unversioned name, it depends on this release's python3.X-doc),
+# postgresql (a real server for the ledger's PostgreSQL backend), chromium (the headless browser
+# Playwright drives in the web page's test; no `playwright install`) and fonts-noto-cjk (so the
+# page's Chinese renders in its screenshots).
+APT_PACKAGES := libimage-exiftool-perl libarchive-zip-perl tesseract-ocr tesseract-ocr-chi-sim ffmpeg mkvtoolnix poppler-utils qpdf libreoffice-writer-nogui libreoffice-calc-nogui libreoffice-impress-nogui fortunes python3-doc postgresql chromium fonts-noto-cjk
 
 .PHONY: setup system postgres demo test test-native test-pure bench watermark-suite \
 	watermark-eval text-watermark-eval clean
