@@ -264,8 +264,9 @@ def test_health_openapi_root_and_json_errors(client):
     report = spec["components"]["schemas"]["Report"]
     assert set(report["properties"]["verdict"]["enum"]) == set(labelkit.verify.__globals__[
         "VERDICTS"])
-    root = client.get("/", follow_redirects=False)
-    assert root.status_code == 307 and root.headers["location"] == "/openapi.json"
+    root = client.get("/", follow_redirects=False)  # the web page (tests/test_web_page.py)
+    assert root.status_code == 200 and root.headers["content-type"].startswith("text/html")
+    assert "default-src 'self'" in root.headers["content-security-policy"]
     for response in (client.get("/nowhere"), client.get("/v1/verify")):
         assert response.status_code in (404, 405)
         assert response.headers["content-type"] == "application/json"
