@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-import time
 from pathlib import Path
 
 import numpy as np
@@ -440,13 +439,10 @@ def test_no_detection_on_random_morse_words():
     assert len(d.spans) == 1
 
 
-def test_detection_speed():
+def test_detection_over_a_minute_of_stereo():
+    # Its speed is measured in benchmarks/bench_audio_cue.py, not asserted here.
     rng = np.random.default_rng(11)
     x = rng.normal(0, 0.05, (60 * R, 2)).astype(np.float32)
     out = apply_cue(x, R, AudioPolicy(placement="both"))
-    detect_cue(out.pcm[: R * 5], R)  # warm up
-    t = time.perf_counter()
     d = detect_cue(out.pcm, R)
-    elapsed = time.perf_counter() - t
     assert [s.where for s in d.spans] == ["start", "end"]
-    assert elapsed < 1.0, elapsed
