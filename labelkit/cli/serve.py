@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
-from typing import Any
+import signal
+from typing import Any, Iterator
 
 from ..errors import KeyFileError, LabelkitError
 from ._common import EXIT_OK, HelpFormatter, UsageError, add_run_options
@@ -23,12 +25,17 @@ manifests are never fetched). Uploads over --max-upload-mb are refused with 413 
 their Content-Length says so), requests over --timeout get 504, and at most --concurrency
 files are verified at once (503 with Retry-After when all are busy). Uploads are kept in a
 private temp folder only while they are verified.
+
+--workers N runs N server processes on the one port (uvicorn's workers), each with its own
+--concurrency slots: verifying is CPU-bound, so workers spread it over the cores. They get the
+options, never the key itself: each reads the --key file.
 """
 
 EPILOG = """\
 examples:
   labelkit serve --key provider.key
   labelkit serve --key provider.key --host 0.0.0.0 --port 8080 --ledger postgresql://ledger/db
+  labelkit serve --key provider.key --workers 2 --no-watermark --no-visible
   curl -F file=@photo.jpg http://127.0.0.1:8000/v1/verify
   curl --data-binary @photo.jpg 'http://127.0.0.1:8000/v1/verify?name=photo.jpg'
 
@@ -83,11 +90,17 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--timeout", type=_positive(float, "a number"), default=120.0,
                         metavar="S", help="seconds a request may take before 504")
     parser.add_argument("--concurrency", type=_positive(int, "a whole number"), default=None,
-                        metavar="N", help="files verified at once (default: one per CPU)")
+                        metavar="N", help="files verified at once, per worker (default: one "
+                                          "per CPU)")
+    parser.add_argument("--workers", type=_positive(int, "a whole number"), default=1,
+                        metavar="N", help="server processes (uvicorn workers) on the one port")
     parser.add_argument("--no-visible", action="store_true",
                         help="skip looking for the visible label (faster: no pixel decoding)")
     parser.add_argument("--require-visible", action="store_true",
                         help="a missing visible label fails the file (default: a warning)")
+    parser.add_argument("--no-watermark", action="store_true",
+                        help="skip looking for the invisible watermark: the label's metadata "
+                             "and signature only (with --no-visible, no pixel decoding at all)")
     parser.add_argument("--log-level", default="info",
                         choices=["critical", "error", "warning", "info", "debug"],
                         help="uvicorn's log level")
@@ -104,16 +117,71 @@ def run(args: argparse.Namespace) -> int:
     except ImportError as exc:
         raise UsageError(f"the service needs the serve extra (pip install 'labelkit[serve]'): "
                          f"{exc}") from None
-    app = create_app(_config(args, ServerConfig))
-    uvicorn.run(app, host=args.host, port=args.port,
-                log_level="warning" if args.quiet else args.log_level,
-                server_header=False, timeout_graceful_shutdown=10)
+    log_level = "warning" if args.quiet else args.log_level
+    common = dict(host=args.host, port=args.port, log_level=log_level, server_header=False,
+                  timeout_graceful_shutdown=10)
+    if args.workers == 1:
+        app = create_app(_config(args, ServerConfig))
+        with _stopped_by_signal():
+            uvicorn.run(app, **common)
+        return EXIT_OK
+    from ..server import factory
+
+    text = factory.options_to_env(_worker_options(args))  # checked here, before any worker
+    os.environ[factory.ENV] = text  # the spawned workers inherit it
+    try:
+        with _stopped_by_signal():
+            uvicorn.run("labelkit.server.factory:app", factory=True, workers=args.workers,
+                        **common)
+    finally:
+        os.environ.pop(factory.ENV, None)
     return EXIT_OK
+
+
+class _Stopped(Exception):
+    """SIGINT or SIGTERM: the server was asked to stop (exit 0)."""
+
+
+@contextlib.contextmanager
+def _stopped_by_signal() -> Iterator[None]:
+    """A stop by SIGINT/SIGTERM ends the command normally.
+
+    uvicorn shuts down gracefully on either, then raises the signal again with the handlers it
+    found in place; without these the process would die by SIGTERM (status -15) or end in
+    KeyboardInterrupt (130). A signal before uvicorn has taken over stops the start just the
+    same.
+    """
+    def stop(sig: int, frame: Any) -> None:
+        raise _Stopped(sig)
+
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    except _Stopped:
+        pass
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def _config(args: argparse.Namespace, config_type: Any):
     """The ServerConfig, with every option checked before the server starts."""
-    from ..ledger import default_ledger_path, open_ledger
+    key, pubkeys, anchors = _loaded(args)
+    return config_type(key=key, pubkeys=pubkeys, c2pa_trust=anchors, **_settings(args))
+
+
+def _worker_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The options of ``--workers``' processes (``labelkit.server.factory``), checked as for
+    ``_config``: files by absolute path (the key's too, never its contents)."""
+    _loaded(args)
+    return {"key": os.path.abspath(args.key),
+            "pubkeys": [os.path.abspath(p) for p in args.pubkey or ()],
+            "c2pa_trust": [os.path.abspath(p) for p in args.c2pa_trust or ()],
+            **_settings(args)}
+
+
+def _loaded(args: argparse.Namespace) -> tuple[Any, list, str | list]:
+    """The key, the trusted public keys and the C2PA trust anchors (PEM text), checked."""
     from ..signing import load_key, load_public_key
     from ..verify import c2pa_anchors
 
@@ -133,6 +201,13 @@ def _config(args: argparse.Namespace, config_type: Any):
             anchors = c2pa_anchors([os.path.abspath(p) for p in args.c2pa_trust])
         except LabelkitError as exc:
             raise UsageError(f"--c2pa-trust: {exc}") from None
+    return key, pubkeys, anchors
+
+
+def _settings(args: argparse.Namespace) -> dict[str, Any]:
+    """The rest of the ServerConfig (plain values), the ledger checked reachable."""
+    from ..ledger import default_ledger_path, open_ledger
+
     location = (args.ledger if args.ledger and "://" in args.ledger
                 else os.path.abspath(args.ledger) if args.ledger
                 else os.fspath(default_ledger_path()))
@@ -141,7 +216,7 @@ def _config(args: argparse.Namespace, config_type: Any):
     except LabelkitError as exc:
         raise UsageError(f"--ledger: {exc}") from None
     kwargs = {} if args.concurrency is None else {"max_concurrency": args.concurrency}
-    return config_type(key=key, pubkeys=pubkeys, c2pa_trust=anchors, ledger=location,
-                       max_upload_bytes=int(args.max_upload_mb * 1024 * 1024),
-                       request_timeout_s=args.timeout, detect_visible=not args.no_visible,
-                       require_visible=args.require_visible, **kwargs)
+    return dict(ledger=location, max_upload_bytes=int(args.max_upload_mb * 1024 * 1024),
+                request_timeout_s=args.timeout, detect_visible=not args.no_visible,
+                require_visible=args.require_visible,
+                detect_watermark=not args.no_watermark, **kwargs)
