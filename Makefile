@@ -18,7 +18,7 @@ BIN    := $(VENV)/bin
 APT_PACKAGES := libimage-exiftool-perl libarchive-zip-perl tesseract-ocr tesseract-ocr-chi-sim ffmpeg mkvtoolnix poppler-utils qpdf libreoffice-writer-nogui libreoffice-calc-nogui libreoffice-impress-nogui fortunes python3-doc postgresql chromium fonts-noto-cjk
 
 .PHONY: setup system postgres demo test test-native test-pure bench watermark-suite \
-	watermark-eval text-watermark-eval clean
+	watermark-eval text-watermark-eval server-load clean
 
 setup: system $(VENV)/.installed
 
@@ -118,6 +118,15 @@ text-watermark-eval: setup
 	mkdir -p bench-results
 	$(BIN)/python tools/text_watermark_eval.py --samples 1000 --temperature 0.7 0.5 \
 	  --out bench-results/text_watermark_eval.md
+
+# The verification service under load (issue 8): 10,000 verifications of a labeled 1080p JPEG
+# per mode (metadata + signature only; with the watermark) sent by 4 client threads to
+# `labelkit serve --workers 2` on 127.0.0.1: requests/s, p50/p99 latency, failures and the
+# server's RSS over the run. Fails on any failed request or on RSS growth after the warm-up
+# (see tools/server_load.py). Roughly 15-20 minutes on 2 cores, most of it the watermark.
+server-load: setup
+	mkdir -p bench-results
+	$(BIN)/python tools/server_load.py --requests 10000 --out bench-results/server_load.md
 
 clean:
 	rm -rf build dist *.egg-info labelkit/_native_*.so src_native/*.c demo-out bench-results
