@@ -360,3 +360,33 @@ def test_serve_usage_errors(tmp_path, capsys):
     assert "--ledger" in capsys.readouterr().err
     assert main(["serve", "--key", str(keyfile), "--max-upload-mb", "0"]) == 2
     assert main(["serve", "--key", str(keyfile), "--no-visible", "--require-visible"]) == 2
+
+
+def test_slots_serve_waiters_first_come_first_served():
+    import threading
+
+    import anyio
+
+    from labelkit.server.limits import Slots
+
+    order: list[str] = []
+
+    async def main() -> None:
+        slots = Slots(1)
+        gate = threading.Event()
+
+        async def job(name: str, hold: bool) -> None:
+            await slots.run(lambda: (order.append(name), hold and gate.wait(5)), wait_s=5)
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(job, "first", True)
+            await anyio.sleep(0.05)
+            tg.start_soon(job, "waiter", False)
+            await anyio.sleep(0.05)
+            gate.set()
+            while slots.busy:  # the slot is free, and the waiter has not looked yet
+                await anyio.sleep(0)
+            tg.start_soon(job, "newcomer", False)
+
+    anyio.run(main)
+    assert order == ["first", "waiter", "newcomer"]

@@ -104,7 +104,7 @@ class ServerConfig:
     max_upload_bytes: int = 256 * _MIB
     request_timeout_s: float = 120.0
     max_concurrency: int = field(default_factory=lambda: os.cpu_count() or 1)
-    queue_wait_s: float = 1.0  # how long a request waits for a busy slot before 503
+    queue_wait_s: float = 10.0  # how long a request waits in line for a slot before 503
     temp_dir: str | os.PathLike | None = None
     detect_visible: bool = True
     require_visible: bool = False

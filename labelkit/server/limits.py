@@ -10,6 +10,7 @@ so that abandoned work cannot pile up past the limit.
 
 from __future__ import annotations
 
+import collections
 import json
 import threading
 from typing import Any, Awaitable, Callable, TypeVar
@@ -115,6 +116,7 @@ class Slots:
         self._free = threading.Semaphore(n)
         self._busy = 0
         self._count_lock = threading.Lock()
+        self._queue: collections.deque[object] = collections.deque()
         self._limiter: Any = None
 
     @property
@@ -123,17 +125,34 @@ class Slots:
         return self._busy
 
     async def _acquire(self, wait_s: float) -> bool:
-        deadline = anyio.current_time() + wait_s
-        delay = 0.002
-        while not self._free.acquire(blocking=False):
-            left = deadline - anyio.current_time()
-            if left <= 0:
-                return False
-            await anyio.sleep(min(delay, left))  # polled: only ever while saturated
-            delay = min(delay * 2, 0.05)
+        # First come, first served: a request that finds no free slot takes a place in the
+        # queue, and a freed slot goes to the oldest waiter, never to a newcomer (polling
+        # without a queue let fresh requests overtake waiters until these timed out: 47 of
+        # 10,000 answered 503 at a load equal to the slots, tools/server_load.py).
+        ticket = object()
         with self._count_lock:
-            self._busy += 1
-        return True
+            if not self._queue and self._free.acquire(blocking=False):
+                self._busy += 1
+                return True
+            self._queue.append(ticket)
+        deadline = anyio.current_time() + wait_s
+        delay = 0.001
+        try:
+            while True:
+                with self._count_lock:
+                    if self._queue[0] is ticket and self._free.acquire(blocking=False):
+                        self._queue.popleft()
+                        self._busy += 1
+                        return True
+                left = deadline - anyio.current_time()
+                if left <= 0:
+                    return False
+                await anyio.sleep(min(delay, left))  # polled: only ever while saturated
+                delay = min(delay * 2, 0.01)
+        finally:
+            with self._count_lock:
+                if ticket in self._queue:  # timed out or cancelled while waiting
+                    self._queue.remove(ticket)
 
     def _release(self) -> None:
         with self._count_lock:
