@@ -470,6 +470,8 @@ class Labeler:
         rc1 = parse_rc1(result.record.reserved_code1) if result.record.reserved_code1 else None
         if rc1 is not None:
             return rc1.digest
+        if not result.data and result.path is None:
+            return b""  # streamed out unsigned (VideoWriter without a file): nothing to hash
         data = result.data or map_input(result.path, self.limits)
         return formats.essence_digest(formats.parse(data, source, self.limits))
 

@@ -266,6 +266,23 @@ def test_writer_streams_fragments_and_writes_a_signed_file(workdir, labeler, key
 
 
 @needs_ffmpeg
+def test_writer_records_its_video_in_the_ledger(workdir, key, tmp_path):
+    from labelkit.ledger import open_ledger
+    from labelkit.signing import parse_rc1
+    from labelkit.video import VideoWriter
+
+    with open_ledger(tmp_path / "ledger.sqlite3") as ledger:
+        labeler = Labeler(PRODUCER, key, ledger=ledger)
+        with VideoWriter(labeler, tmp_path / "v.mp4", width=640, height=400, fps=15) as w:
+            for frame in _rgb_frames(30):
+                w.write(frame)
+        row = ledger.get(w.result.record.produce_id)
+        assert row.modality == "video" and row.explicit == "apply"
+        assert row.essence_digest == parse_rc1(w.result.record.reserved_code1).digest.hex()
+        assert row.watermark_payload == f"{w.result.watermark_payload:016x}"
+
+
+@needs_ffmpeg
 def test_frame_labeler_for_services_that_encode_themselves(labeler):
     from labelkit.watermark.video import SEGMENT
 

@@ -238,10 +238,12 @@ class VideoWriter:
         finally:
             release(mapped)
             self._discard()
-        return LabelResult(b"", record, "mp4" if self.out.format.name in ("mp4", "mov")
-                           else "matroska", layers, self.frames.visible, b"",
-                           self.frames.watermark_payload,
-                           tuple(self.frames.notes), path=self.dst)
+        result = LabelResult(b"", record, "mp4" if self.out.format.name in ("mp4", "mov")
+                             else "matroska", layers, self.frames.visible, b"",
+                             self.frames.watermark_payload,
+                             tuple(self.frames.notes), path=self.dst)
+        self.labeler._done(result, "apply", None, self.dst or "<video stream>", "video")
+        return result
 
     def _discard(self) -> None:
         if getattr(self, "_file", None) is not None and not self._file.closed:
