@@ -172,11 +172,15 @@ class SqlLedger:
 
     def record(self, entry: LedgerEntry) -> None:
         """Add an item; a relabeled ProduceID replaces its earlier row."""
-        values = tuple(getattr(entry, c) for c in _COLUMNS)
-        updates = ", ".join(f"{c} = excluded.{c}" for c in _COLUMNS[1:])
-        self._run([(f"INSERT INTO labelkit_items ({', '.join(_COLUMNS)}) VALUES "
-                    f"({', '.join('?' * len(_COLUMNS))}) "
-                    f"ON CONFLICT (produce_id) DO UPDATE SET {updates}", values)])
+        self._upsert("labelkit_items", _COLUMNS, entry)
+
+    def _upsert(self, table: str, columns: tuple[str, ...], entry: Any) -> None:
+        # The first column is the key: a row with the same key is replaced.
+        values = tuple(getattr(entry, c) for c in columns)
+        updates = ", ".join(f"{c} = excluded.{c}" for c in columns[1:])
+        self._run([(f"INSERT INTO {table} ({', '.join(columns)}) VALUES "
+                    f"({', '.join('?' * len(columns))}) "
+                    f"ON CONFLICT ({columns[0]}) DO UPDATE SET {updates}", values)])
 
     def get(self, produce_id: str) -> LedgerEntry | None:
         """The item with this ProduceID, or None."""
@@ -205,11 +209,7 @@ class SqlLedger:
 
     def record_propagation(self, entry: PropagationEntry) -> None:
         """Add a platform's relabeling; the same PropagateID again replaces its row."""
-        values = tuple(getattr(entry, c) for c in _PROPAGATION_COLUMNS)
-        updates = ", ".join(f"{c} = excluded.{c}" for c in _PROPAGATION_COLUMNS[1:])
-        self._run([(f"INSERT INTO labelkit_propagations ({', '.join(_PROPAGATION_COLUMNS)}) "
-                    f"VALUES ({', '.join('?' * len(_PROPAGATION_COLUMNS))}) "
-                    f"ON CONFLICT (propagate_id) DO UPDATE SET {updates}", values)])
+        self._upsert("labelkit_propagations", _PROPAGATION_COLUMNS, entry)
 
     def propagations(self, *, propagate_id: str | None = None, produce_id: str | None = None
                      ) -> list[PropagationEntry]:
