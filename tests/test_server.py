@@ -9,8 +9,6 @@ from __future__ import annotations
 import json
 import os
 import socket
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -30,6 +28,7 @@ from labelkit.server import ServerConfig, create_app  # noqa: E402
 from labelkit.server import app as server_app  # noqa: E402
 from labelkit.server.upload import safe_name  # noqa: E402
 
+from ._serve import start_server
 from .conftest import PRODUCER, skimage_photo  # noqa: E402
 
 
@@ -288,37 +287,14 @@ def test_the_key_and_server_paths_never_show(client, provider_key, labeled):
 # -- a real server --------------------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
 def real_server(tmp_path, provider_key, ledger_path, labeled):
     keyfile = tmp_path / "provider.key"
     signing.write_key_pair(keyfile, provider_key)
-    port = _free_port()
     env = dict(os.environ, TMPDIR=str(tmp_path / "tmp"))
     os.makedirs(env["TMPDIR"])
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "labelkit", "serve", "--key", str(keyfile), "--port", str(port),
-         "--ledger", ledger_path, "--max-upload-mb", "1", "--concurrency", "2", "-q"],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    import httpx
-
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            if httpx.get(base + "/healthz", timeout=1).status_code == 200:
-                break
-        except httpx.TransportError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            pytest.fail(f"server did not start: {proc.stdout.read().decode()}")
-        time.sleep(0.1)
+    proc, base, port = start_server(keyfile, "--ledger", ledger_path, "--max-upload-mb", "1",
+                                    "--concurrency", "2", "-q", env=env)
     yield base, port, Path(env["TMPDIR"])
     proc.terminate()
     proc.wait(15)

@@ -6,10 +6,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
-import subprocess
-import sys
-import time
 
 import pytest
 
@@ -24,6 +20,7 @@ from labelkit.cli import build_parser  # noqa: E402
 from labelkit.cli import serve  # noqa: E402
 from labelkit.server import ServerConfig, factory  # noqa: E402
 
+from ._serve import start_server
 from .conftest import PRODUCER, skimage_photo  # noqa: E402
 
 
@@ -80,34 +77,12 @@ def test_workers_usage_error(keyfile, capsys):
     assert "--workers" in capsys.readouterr().err
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _start(keyfile, tmp_path, *options: str):
-    import httpx
-
-    port = _free_port()
     env = dict(os.environ, TMPDIR=str(tmp_path / "tmp"))
     os.makedirs(env["TMPDIR"], exist_ok=True)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "labelkit", "serve", "--key", str(keyfile), "--port", str(port),
-         "--ledger", str(tmp_path / "ledger.sqlite3"), "-q", *options],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            if httpx.get(base + "/healthz", timeout=1).status_code == 200:
-                return proc, base
-        except httpx.TransportError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            pytest.fail(f"server did not start: {proc.stdout.read().decode()}")
-        time.sleep(0.1)
+    proc, base, _ = start_server(keyfile, "--ledger", str(tmp_path / "ledger.sqlite3"), "-q",
+                                 *options, env=env, timeout=60)
+    return proc, base
 
 
 @pytest.fixture(scope="module")

@@ -12,10 +12,6 @@ from __future__ import annotations
 
 import base64
 import os
-import socket
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -35,6 +31,7 @@ import httpx  # noqa: E402
 import labelkit  # noqa: E402
 from labelkit import signing  # noqa: E402
 
+from ._serve import start_server
 from .conftest import PRODUCER, encode, skimage_photo  # noqa: E402
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts" / "web"
@@ -57,35 +54,14 @@ def files(provider_key) -> dict:
     return {"labeled": labeled, "report": report, "plain": plain}
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory, provider_key):
     tmp = tmp_path_factory.mktemp("web")
     keyfile = tmp / "provider.key"
     signing.write_key_pair(keyfile, provider_key)
-    port = _free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "labelkit", "serve", "--key", str(keyfile), "--port", str(port),
-         "--ledger", str(tmp / "ledger.sqlite3"), "--max-upload-mb", str(MAX_UPLOAD_MB),
-         "--concurrency", "2", "-q"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            if httpx.get(base + "/healthz", timeout=1).status_code == 200:
-                break
-        except httpx.TransportError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            pytest.fail(f"server did not start: {proc.stdout.read().decode()}")
-        time.sleep(0.1)
+    proc, base, _ = start_server(keyfile, "--ledger", str(tmp / "ledger.sqlite3"),
+                                 "--max-upload-mb", str(MAX_UPLOAD_MB), "--concurrency", "2",
+                                 "-q")
     yield base
     proc.terminate()
     proc.wait(15)
