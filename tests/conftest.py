@@ -87,3 +87,17 @@ def _private_data_home(tmp_path_factory):
         os.environ.pop("XDG_DATA_HOME", None)
     else:
         os.environ["XDG_DATA_HOME"] = previous
+
+
+@pytest.fixture
+def cli_run(capsys):
+    """Run ``labelkit.cli.main(args)`` in-process: (exit code, stdout, stderr)."""
+    from labelkit.cli import main
+
+    def run(*args):
+        capsys.readouterr()
+        code = main([str(a) for a in args])
+        captured = capsys.readouterr()
+        return code, captured.out, captured.err
+
+    return run

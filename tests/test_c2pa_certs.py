@@ -15,7 +15,6 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from PIL import Image
 
-from labelkit.cli import main
 from labelkit.credentials import certs
 from labelkit.credentials.certs import (
     Credentials,
@@ -440,25 +439,12 @@ def test_write_dev_credentials_missing_folder(tmp_path):
 # --- labelkit keygen --c2pa ------------------------------------------------------------------
 
 
-@pytest.fixture
-def cli(capsys):
-    """Run ``labelkit.cli.main(args)`` in-process: (exit code, stdout, stderr)."""
-
-    def run(*args):
-        capsys.readouterr()
-        code = main([str(a) for a in args])
-        captured = capsys.readouterr()
-        return code, captured.out, captured.err
-
-    return run
-
-
 FIVE = ("p.key", "p.key.pub", "p.key.c2pa-key.pem", "p.key.c2pa-chain.pem",
         "p.key.c2pa-root.pem")
 
 
-def test_keygen_c2pa_writes_five_files(cli, tmp_path):
-    code, out, err = cli("keygen", "-o", tmp_path / "p.key", "--c2pa")
+def test_keygen_c2pa_writes_five_files(cli_run, tmp_path):
+    code, out, err = cli_run("keygen", "-o", tmp_path / "p.key", "--c2pa")
     assert code == 0, err
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(FIVE)
     key_path, chain_path, root_path = credential_paths(tmp_path / "p.key")
@@ -469,46 +455,46 @@ def test_keygen_c2pa_writes_five_files(cli, tmp_path):
     assert "C2PA trust list" in out and str(chain_path) in out and str(key_path) in out
 
 
-def test_keygen_c2pa_alg_ed25519(cli, tmp_path):
-    code, _, err = cli("keygen", "-o", tmp_path / "p.key", "--c2pa", "--c2pa-alg", "ed25519",
+def test_keygen_c2pa_alg_ed25519(cli_run, tmp_path):
+    code, _, err = cli_run("keygen", "-o", tmp_path / "p.key", "--c2pa", "--c2pa-alg", "ed25519",
                        "-q")
     assert code == 0, err
     key_path, chain_path, _ = credential_paths(tmp_path / "p.key")
     assert load_credentials(chain_path, key_path).alg == "ed25519"
 
 
-def test_keygen_c2pa_usage(cli, tmp_path):
-    code, _, err = cli("keygen", "-o", tmp_path / "p.key", "--c2pa-alg", "ed25519")
+def test_keygen_c2pa_usage(cli_run, tmp_path):
+    code, _, err = cli_run("keygen", "-o", tmp_path / "p.key", "--c2pa-alg", "ed25519")
     assert code == 2 and "--c2pa" in err
-    code, _, err = cli("keygen", "-o", tmp_path / "p.key", "--c2pa", "--c2pa-alg", "ps256")
+    code, _, err = cli_run("keygen", "-o", tmp_path / "p.key", "--c2pa", "--c2pa-alg", "ps256")
     assert code == 2 and "invalid choice" in err
     assert not list(tmp_path.iterdir())
 
 
-def test_keygen_c2pa_existing_file_writes_nothing_then_force(cli, tmp_path):
+def test_keygen_c2pa_existing_file_writes_nothing_then_force(cli_run, tmp_path):
     root_path = credential_paths(tmp_path / "p.key")[2]
     root_path.write_bytes(b"an old root")
-    code, _, err = cli("keygen", "-o", tmp_path / "p.key", "--c2pa")
+    code, _, err = cli_run("keygen", "-o", tmp_path / "p.key", "--c2pa")
     assert code == 1 and str(root_path) in err and "--force" in err
     assert [p.name for p in tmp_path.iterdir()] == [root_path.name]  # not even the key pair
-    code, _, err = cli("keygen", "-o", tmp_path / "p.key", "--c2pa", "--force")
+    code, _, err = cli_run("keygen", "-o", tmp_path / "p.key", "--c2pa", "--force")
     assert code == 0, err
     assert root_path.read_bytes() != b"an old root"
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(FIVE)
 
 
-def test_keygen_c2pa_failure_after_key_pair_is_reported(cli, tmp_path):
+def test_keygen_c2pa_failure_after_key_pair_is_reported(cli_run, tmp_path):
     chain_path = credential_paths(tmp_path / "p.key")[1]
     chain_path.mkdir()  # cannot be replaced by a file, even with --force
-    code, _, err = cli("keygen", "-o", tmp_path / "p.key", "--c2pa", "--force")
+    code, _, err = cli_run("keygen", "-o", tmp_path / "p.key", "--c2pa", "--force")
     assert code == 1 and "internal error" not in err
     assert (tmp_path / "p.key").exists() and (tmp_path / "p.key.pub").exists()
     assert "C2PA credentials were not" in err and str(chain_path) in err
     assert not credential_paths(tmp_path / "p.key")[0].exists()
 
 
-def test_keygen_without_c2pa_writes_no_c2pa_files(cli, tmp_path):
-    code, out, err = cli("keygen", "-o", tmp_path / "p.key")
+def test_keygen_without_c2pa_writes_no_c2pa_files(cli_run, tmp_path):
+    code, out, err = cli_run("keygen", "-o", tmp_path / "p.key")
     assert code == 0, err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["p.key", "p.key.pub"]
     assert "C2PA" not in out

@@ -446,19 +446,6 @@ def test_cli_verify_with_a_tokenizer(cli_run, tmp_path, keyfile_and_key, tokeniz
     assert code == 2 and "--token-gamma" in err
 
 
-@pytest.fixture
-def cli_run(capsys):
-    from labelkit.cli import main
-
-    def run(*args):
-        capsys.readouterr()
-        code = main([str(a) for a in args])
-        captured = capsys.readouterr()
-        return code, captured.out, captured.err
-
-    return run
-
-
 @pytest.fixture(scope="module")
 def keyfile_and_key(tmp_path_factory):
     from labelkit import signing
