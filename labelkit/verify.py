@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 from dataclasses import asdict, dataclass, field
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 from . import formats, imaging
 from .errors import DuplicateLabel, InvalidRecord, LabelkitError, named
@@ -190,9 +191,10 @@ def _verify(data: bytes, path: str, trust: TrustStore, policy: Policy, limits: L
     record = _check_carriers(report, container, optional=not getattr(
         formats.handlers()[container.format], "HAS_METADATA", True))
     if record is not None:
-        _check_signature(report, record, container, data, trust, limits)
+        essence = functools.cache(lambda: formats.essence_digest(container))  # hashed once
+        _check_signature(report, record, container, data, trust, limits, essence)
         if record.reserved_code2:
-            _check_propagator_signature(report, record, container, trust)
+            _check_propagator_signature(report, record, trust, essence)
     elif report.record is not None and report.record.get("ReservedCode1"):
         report.signature = {"status": "error", "message": "the label is invalid; not checked"}
     else:
@@ -392,6 +394,7 @@ def _check_signature(
     data: bytes,
     trust: TrustStore,
     limits: Limits,
+    essence: Callable[[], bytes],
 ) -> None:
     def done(status: str, check_status: str, message: str, **extra: Any) -> None:
         report.signature = {"status": status, "message": message, **extra}
@@ -417,7 +420,7 @@ def _check_signature(
         return done("unknown_key", "warn",
                     f"signed with key {kid}, which is not among the trusted keys", key_id=kid)
     fields_ = record.as_dict()
-    digest = formats.essence_digest(container)
+    digest = essence()
     extra = {"key_id": kid, "algorithm": parsed.algorithm}
     if pub.verify(parsed.signature, parsed.message(fields_, digest)):
         return done("valid", "pass", f"valid {parsed.algorithm} signature by key {kid}; "
@@ -452,8 +455,8 @@ def _check_signature(
                 fingerprint_distance=distance, **extra)
 
 
-def _check_propagator_signature(report: Report, record: AIGCRecord, container,
-                                trust: TrustStore) -> None:
+def _check_propagator_signature(report: Report, record: AIGCRecord, trust: TrustStore,
+                                essence: Callable[[], bytes]) -> None:
     """ReservedCode2, a platform's signature (Measures Art. 6): checked when its key is trusted,
     otherwise reported as unverified without failing the file."""
     from .signing import propagator_message
@@ -471,7 +474,7 @@ def _check_propagator_signature(report: Report, record: AIGCRecord, container,
     if pub is None:
         return done("unverified", "n/a", f"ReservedCode2 signed by platform key {kid}: "
                     "unverified (give the platform's public key with --pubkey)", key_id=kid)
-    digest = formats.essence_digest(container)
+    digest = essence()
     fields_ = record.as_dict()
     if pub.verify(parsed.signature, propagator_message(fields_, parsed.algorithm, parsed.key_id,
                                                        digest)):
